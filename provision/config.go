@@ -1,0 +1,86 @@
+package provision
+
+import (
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/bulkhead-go/bulkhead/tenancy"
+)
+
+// DefaultRetention is how long a soft-deleted tenant's data is kept.
+const DefaultRetention = 30 * 24 * time.Hour
+
+// Config configures a Provisioner. A nil *Config means all defaults.
+type Config struct {
+	// ControlSchema is the schema holding the catalog and audit log.
+	// Default: "bulkhead".
+	ControlSchema string
+	// Naming sets the prefix of every role and schema name. Default prefix: "bh".
+	Naming tenancy.Naming
+	// GatewayRole is the login role of the request path, granted membership in
+	// each active tenant's runtime role. Default: "<prefix>_gateway".
+	GatewayRole string
+	// Migrations holds the tenant migrations (NNNN_name.up.sql files at its
+	// root) that Create applies to every new tenant. Default: none, tenants get
+	// an empty schema.
+	Migrations fs.FS
+	// Retention is how long Delete keeps a tenant's data. Default: DefaultRetention.
+	Retention time.Duration
+	// Cluster is recorded on tenants this Provisioner creates. Default: "default".
+	Cluster string
+	// PurgeBatch is how many tables Purge drops per transaction, so purging a
+	// schema with thousands of objects never exhausts max_locks_per_transaction.
+	// Default: 100.
+	PurgeBatch int
+	// MigrationLockTimeout bounds lock waits while migrating. Default: 5s.
+	MigrationLockTimeout time.Duration
+}
+
+// WithDefaults returns a copy of c with every zero field set to its default.
+func (c *Config) WithDefaults() *Config {
+	out := Config{}
+	if c != nil {
+		out = *c
+	}
+	if out.ControlSchema == "" {
+		out.ControlSchema = "bulkhead"
+	}
+	if out.Naming.Prefix == "" {
+		out.Naming.Prefix = tenancy.DefaultPrefix
+	}
+	if out.GatewayRole == "" {
+		out.GatewayRole = out.Naming.Prefix + "_gateway"
+	}
+	if out.Retention == 0 {
+		out.Retention = DefaultRetention
+	}
+	if out.Cluster == "" {
+		out.Cluster = "default"
+	}
+	if out.PurgeBatch == 0 {
+		out.PurgeBatch = 100
+	}
+	if out.MigrationLockTimeout == 0 {
+		out.MigrationLockTimeout = 5 * time.Second
+	}
+	return &out
+}
+
+func (c *Config) validate() error {
+	if err := c.Naming.Validate(); err != nil {
+		return fmt.Errorf("provision: Config.Naming: %w", err)
+	}
+	for field, v := range map[string]string{"ControlSchema": c.ControlSchema, "GatewayRole": c.GatewayRole, "Cluster": c.Cluster} {
+		if len(v) > 63 {
+			return fmt.Errorf("provision: Config.%s %q is longer than 63 bytes", field, v)
+		}
+	}
+	if c.Retention < 0 {
+		return fmt.Errorf("provision: Config.Retention is negative")
+	}
+	if c.PurgeBatch < 1 {
+		return fmt.Errorf("provision: Config.PurgeBatch must be >= 1")
+	}
+	return nil
+}

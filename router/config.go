@@ -1,0 +1,114 @@
+package router
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Mode is how a router scopes connections to a tenant. See the package
+// documentation for what each mode protects against.
+type Mode int
+
+const (
+	// SessionRole (the default) switches a pooled gateway connection to the
+	// tenant's role and schema for the whole checkout, and resets everything the
+	// previous tenant left when the connection changes tenant.
+	SessionRole Mode = iota
+	// TxLocal scopes role and schema with SET LOCAL inside a transaction that
+	// begins in the same round trip. Only transactions are handed out (Begin,
+	// InTx), which makes it safe behind transaction-pooling proxies.
+	TxLocal
+)
+
+func (m Mode) String() string {
+	switch m {
+	case SessionRole:
+		return "SessionRole"
+	case TxLocal:
+		return "TxLocal"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// Config configures a Router. A nil *Config means all defaults.
+type Config struct {
+	// Mode is the isolation mode. Default: SessionRole.
+	Mode Mode
+	// Catalog tells the router where a tenant lives and whether it is active.
+	// Default: the control schema's route_tenant function, called as the
+	// gateway on a separate pool of at most two connections.
+	Catalog Catalog
+	// ControlSchema is where the default catalog finds route_tenant.
+	// Default: "bulkhead".
+	ControlSchema string
+	// StatusTTL bounds how stale a cached tenant record may be: a suspension
+	// or deletion takes effect in this router within StatusTTL (the database
+	// refuses new role switches at once). Default: 1s.
+	StatusTTL time.Duration
+	// StatusCacheSize bounds the number of cached tenant records. Default: 100000.
+	StatusCacheSize int
+	// MaxConnsPerTenant caps one tenant's concurrent checkouts, so one tenant
+	// cannot starve the pool; a tenant's Limits.MaxConns overrides it.
+	// Default: half the pool, at least 1.
+	MaxConnsPerTenant int
+	// AcquireTimeout bounds the wait for a tenant slot and a pooled
+	// connection when ctx has no earlier deadline. Default: 5s.
+	AcquireTimeout time.Duration
+	// StatementTimeout is applied to every tenant's connections unless the
+	// tenant's Limits.StatementTimeout overrides it. Default: 0, the server's
+	// setting.
+	StatementTimeout time.Duration
+	// Tracer receives acquire events, and release and query events when it
+	// also implements ReleaseTracer or QueryTracer. Default: none.
+	Tracer Tracer
+	// ConfigurePool, when set, may adjust the pool configuration parsed from the
+	// DSN (sizes, lifetimes) before the router installs its hooks. The router
+	// owns AfterConnect, PrepareConn, BeforeClose and the connection Tracer;
+	// ConfigurePool must not set them.
+	ConfigurePool func(*pgxpool.Config)
+}
+
+// WithDefaults returns a copy of c with every zero field set to its default;
+// poolMax is the pool's MaxConns.
+func (c *Config) withDefaults(poolMax int32) *Config {
+	out := Config{}
+	if c != nil {
+		out = *c
+	}
+	if out.ControlSchema == "" {
+		out.ControlSchema = "bulkhead"
+	}
+	if out.StatusTTL == 0 {
+		out.StatusTTL = time.Second
+	}
+	if out.StatusCacheSize == 0 {
+		out.StatusCacheSize = 100_000
+	}
+	if out.MaxConnsPerTenant == 0 {
+		out.MaxConnsPerTenant = max(1, int(poolMax)/2)
+	}
+	if out.AcquireTimeout == 0 {
+		out.AcquireTimeout = 5 * time.Second
+	}
+	return &out
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Mode != SessionRole && c.Mode != TxLocal:
+		return fmt.Errorf("router: Config.Mode %v is not supported", c.Mode)
+	case c.StatusTTL < 0:
+		return fmt.Errorf("router: Config.StatusTTL is negative")
+	case c.StatusCacheSize < 0:
+		return fmt.Errorf("router: Config.StatusCacheSize is negative")
+	case c.MaxConnsPerTenant < 0:
+		return fmt.Errorf("router: Config.MaxConnsPerTenant is negative")
+	case c.AcquireTimeout < 0:
+		return fmt.Errorf("router: Config.AcquireTimeout is negative")
+	case c.StatementTimeout < 0:
+		return fmt.Errorf("router: Config.StatementTimeout is negative")
+	}
+	return nil
+}

@@ -1,0 +1,1 @@
+DROP INDEX agreements_end_date_live_idx;
