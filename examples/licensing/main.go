@@ -24,6 +24,7 @@
 //	-init            run provision.Init on DATABASE_URL before serving
 //	-demo            provision the demo tenants on DATABASE_URL too
 //	-log-json        JSON logs instead of text
+//	-isotest-report  isotest JSON report shown by the admin console [LICENSING_ISOTEST_REPORT]
 //	-mint            print a token and exit: -mint-tenant, -mint-sub, -mint-roles, -mint-ttl
 package main
 
@@ -45,6 +46,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/bulkhead-go/bulkhead/examples/licensing/console"
 	"github.com/bulkhead-go/bulkhead/examples/licensing/internal/server"
 	"github.com/bulkhead-go/bulkhead/isotest"
 	"github.com/bulkhead-go/bulkhead/provision"
@@ -70,6 +72,7 @@ func env(name, def string) string {
 type options struct {
 	addr, dbURL, gwURL, mode, secret, prefix, gwRole string
 	init, demo, logJSON                              bool
+	isotestReport                                    string
 	mint                                             bool
 	mintTenant, mintSub, mintRoles                   string
 	mintTTL                                          time.Duration
@@ -87,6 +90,7 @@ func parseFlags() (*options, error) {
 	flag.BoolVar(&o.init, "init", false, "run provision.Init (control schema, hardening) on -database-url first")
 	flag.BoolVar(&o.demo, "demo", false, "provision the demo tenants on -database-url too")
 	flag.BoolVar(&o.logJSON, "log-json", os.Getenv("LICENSING_LOG_JSON") != "", "log JSON instead of text [LICENSING_LOG_JSON]")
+	flag.StringVar(&o.isotestReport, "isotest-report", env("LICENSING_ISOTEST_REPORT", ""), "isotest JSON report file the admin console's security view shows, re-read on each request [LICENSING_ISOTEST_REPORT]")
 	flag.BoolVar(&o.mint, "mint", false, "print a token signed with -secret and exit")
 	flag.StringVar(&o.mintTenant, "mint-tenant", "", "tenant of the minted token; empty mints an operator token")
 	flag.StringVar(&o.mintSub, "mint-sub", "cli", "subject of the minted token")
@@ -153,6 +157,7 @@ func run() error {
 		prov  *provision.Provisioner
 		rtr   *router.Router
 		demo  = o.demo
+		irep  *provision.InitReport
 	)
 	if o.dbURL == "" {
 		fmt.Fprintln(os.Stderr, "no DATABASE_URL: starting a throwaway PostgreSQL (BULKHEAD_TEST_DSN to use your own server)...")
@@ -174,7 +179,7 @@ func run() error {
 				log.Error("dropping the demo database", "err", err)
 			}
 		}()
-		admin, prov, rtr, demo = d.Admin, d.Provisioner, d.Router, true
+		admin, prov, rtr, demo, irep = d.Admin, d.Provisioner, d.Router, true, d.InitReport
 	} else {
 		if admin, err = pgxpool.New(ctx, o.dbURL); err != nil {
 			return fmt.Errorf("admin pool: %w", err)
@@ -190,6 +195,7 @@ func run() error {
 				return err
 			}
 			fmt.Fprintf(os.Stderr, "provision.Init:\n%s\n", rep)
+			irep = rep
 		}
 		if rtr, err = router.New(ctx, o.gwURL, &rcfg); err != nil {
 			return err
@@ -197,7 +203,8 @@ func run() error {
 		defer rtr.Close()
 	}
 
-	srv, err := server.New(server.Config{Provisioner: prov, Router: rtr, Admin: admin, Keys: keys, Metrics: metrics, Logger: log})
+	srv, err := server.New(server.Config{Provisioner: prov, Router: rtr, Admin: admin, Keys: keys, Metrics: metrics, Logger: log,
+		Console: console.FS(), InitReport: irep, IsotestReport: o.isotestReport})
 	if err != nil {
 		return err
 	}
@@ -272,7 +279,8 @@ func printBanner(keys *server.Keys, base string, ephemeral bool) error {
 	b.WriteString("\nThen, for example:\n\n")
 	b.WriteString(`curl -s -H "Authorization: Bearer $ACME_VIEWER" $API/api/v1/brands` + "\n")
 	b.WriteString(`curl -s -H "Authorization: Bearer $OPERATOR_TOKEN" "$API/api/v1/tenants?status=active"` + "\n")
-	b.WriteString("\nMore in the README, section \"The reference server\"; OpenAPI at $API/openapi.json, metrics at $API/metrics.\n\n")
+	b.WriteString("\nMore in the README, section \"The reference server\"; OpenAPI at $API/openapi.json, metrics at $API/metrics.\n")
+	fmt.Fprintf(&b, "Admin console: %s/admin/ (sign in with $OPERATOR_TOKEN)\n\n", base)
 	_, err := os.Stdout.WriteString(b.String())
 	return err
 }

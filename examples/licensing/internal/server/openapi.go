@@ -13,6 +13,7 @@ var infraRoutes = []struct{ Method, Pattern, Summary string }{
 	{"GET", "/readyz", "Readiness: admin and gateway pools reach the database within 1 s"},
 	{"GET", "/metrics", "Prometheus metrics"},
 	{"GET", "/openapi.json", "This description"},
+	{"GET", "/admin/", "The admin console: static files embedded in the binary; it calls the management API with an operator token"},
 }
 
 func obj(props map[string]any, required ...string) map[string]any {

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -52,6 +53,15 @@ type Config struct {
 	// SizeRefresh is how often the schema size gauges are refreshed; negative
 	// disables the refresher. Default: 30s.
 	SizeRefresh time.Duration
+	// Console holds the admin console's built files (index.html at the
+	// root), served at /admin/. Default: nil, /admin/ answers 404.
+	Console fs.FS
+	// InitReport is the hardening report of provision.Init if it ran at
+	// start-up; the console's security view shows it. Default: nil (none).
+	InitReport *provision.InitReport
+	// IsotestReport is the path of an isotest JSON report, read at each
+	// request to GET /api/v1/platform/security. Default: "" (none).
+	IsotestReport string
 }
 
 // Server is the HTTP server's handler and its background work.
@@ -113,7 +123,7 @@ func New(cfg Config) (*Server, error) {
 	_ = cfg.Metrics.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "bulkhead_pool_empty_acquire_total", Help: "Gateway pool acquires that had to wait for a connection.",
 	}, func() float64 { return float64(r.Stat().Pool.EmptyAcquireCount()) }))
-	s.routes = s.routeTable()
+	s.routes = append(s.routeTable(), s.consoleRoutes()...)
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
 	}
@@ -121,6 +131,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /openapi.json", s.openapi)
+	s.mountConsole()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such route", nil)
 	})
