@@ -96,3 +96,15 @@ export function PageTitle({ children }: { children: ReactNode }) {
     </h1>
   );
 }
+
+/**
+ * TableScroll wraps a wide table: the region scrolls sideways on narrow
+ * screens, so it is focusable and named for keyboard users (arrow keys scroll it).
+ */
+export function TableScroll({ label, children }: { label: string; children: ReactNode }) {
+  return (
+    <div className="table-wrap" role="region" aria-label={label} tabIndex={0}>
+      {children}
+    </div>
+  );
+}

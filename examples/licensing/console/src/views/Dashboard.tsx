@@ -10,7 +10,7 @@ import {
   useReactTable,
 } from '@tanstack/react-table';
 import { Api, ApiError, Overview, SchemaStatus, Status, Tenant, describe } from '../api';
-import { Card, Dialog, ErrorBox, PageTitle, StatusBadge } from '../components';
+import { Card, Dialog, ErrorBox, PageTitle, StatusBadge, TableScroll } from '../components';
 import { bytes, dateTime, retention } from '../format';
 
 interface Row extends Tenant {
@@ -67,8 +67,8 @@ export function Dashboard({ api, onUnauthorized }: { api: Api; onUnauthorized: (
     setError(null);
     try {
       const res = await api.lifecycle(t.id, op);
-      setNotice(`Tenant ${t.id} is now ${res.status}.`);
       await load();
+      setNotice(`Tenant ${t.id} is now ${res.status}.`);
     } catch (e) {
       setError(describe(e));
     } finally {
@@ -201,7 +201,7 @@ export function Dashboard({ api, onUnauthorized }: { api: Api; onUnauthorized: (
               New tenant
             </a>
           </div>
-          <div className="table-wrap">
+          <TableScroll label="Tenant table">
             <table aria-labelledby="list-h" aria-describedby="list-caption">
               <caption id="list-caption">
                 {rows === null ? 'Loading tenants…' : `${table.getFilteredRowModel().rows.length} of ${rows.length} tenants. Column headers sort the table.`}
@@ -244,7 +244,7 @@ export function Dashboard({ api, onUnauthorized }: { api: Api; onUnauthorized: (
                 )}
               </tbody>
             </table>
-          </div>
+          </TableScroll>
           <nav className="pager" aria-label="Pages">
             <button type="button" className="secondary small" onClick={() => table.previousPage()} disabled={!table.getCanPreviousPage()}>
               Previous page
@@ -277,8 +277,8 @@ export function Dashboard({ api, onUnauthorized }: { api: Api; onUnauthorized: (
             tenant={pending.tenant}
             onDone={async (msg) => {
               setPending(null);
-              setNotice(msg);
               await load();
+              setNotice(msg);
             }}
             onCancel={() => setPending(null)}
           />

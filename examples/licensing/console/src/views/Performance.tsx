@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useState } from 'react';
 import { Api, MetricsSummary, TenantMetrics, describe } from '../api';
-import { ErrorBox, PageTitle } from '../components';
+import { ErrorBox, PageTitle, TableScroll } from '../components';
 import { bytes, dateTime, ms } from '../format';
 
 function tenantLabel(t: string): string {
@@ -124,7 +124,7 @@ export function Performance({ api }: { api: Api }) {
           </section>
           <section aria-labelledby="tbl-h" className="panel">
             <h2 id="tbl-h">Per-tenant numbers</h2>
-            <div className="table-wrap">
+            <TableScroll label="Per-tenant numbers (scrollable)">
               <table>
                 <caption>Requests, latency, connection checkouts and waits, and schema size per tenant. Schema sizes are refreshed every 30 s for active tenants.</caption>
                 <thead>
@@ -163,7 +163,7 @@ export function Performance({ api }: { api: Api }) {
                   ))}
                 </tbody>
               </table>
-            </div>
+            </TableScroll>
           </section>
         </>
       )}

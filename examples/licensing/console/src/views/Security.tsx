@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import { Api, AuditEvent, IsotestResult, SecurityStatus, describe } from '../api';
-import { ErrorBox, PageTitle, Verdict } from '../components';
+import { ErrorBox, PageTitle, Verdict, TableScroll } from '../components';
 import { dateTime } from '../format';
 
 function checkKind(state: string): 'ok' | 'warn' | 'bad' {
@@ -75,7 +75,7 @@ export function Security({ api }: { api: Api }) {
             {sec.hardening.available ? (
               <>
                 <p className="muted">Source: {sec.hardening.source}.</p>
-                <div className="table-wrap">
+                <TableScroll label="Hardening checks">
                   <table>
                     <caption>
                       {sec.hardening.checks.filter((c) => c.state === 'not-applied').length === 0
@@ -101,7 +101,7 @@ export function Security({ api }: { api: Api }) {
                       ))}
                     </tbody>
                   </table>
-                </div>
+                </TableScroll>
               </>
             ) : (
               <p className="empty-inline">
@@ -134,7 +134,7 @@ export function Security({ api }: { api: Api }) {
                     </Verdict>
                   )}
                 </p>
-                <div className="table-wrap">
+                <TableScroll label="isotest results per attack class">
                   <table>
                     <caption>Results per attack class (pass = blocked; residual = a known limit PostgreSQL cannot close; fail = leaked).</caption>
                     <thead>
@@ -162,7 +162,7 @@ export function Security({ api }: { api: Api }) {
                       ))}
                     </tbody>
                   </table>
-                </div>
+                </TableScroll>
                 {failures.length > 0 && (
                   <>
                     <h3>What got through</h3>
@@ -276,7 +276,7 @@ function AuditTrail({ api }: { api: Api }) {
         <button type="submit">Apply tenant and action</button>
       </form>
       <ErrorBox error={error} />
-      <div className="table-wrap">
+      <TableScroll label="Audit events">
         <table>
           <caption>
             {events === null
@@ -308,7 +308,7 @@ function AuditTrail({ api }: { api: Api }) {
             ))}
           </tbody>
         </table>
-      </div>
+      </TableScroll>
       {shown.length > 100 && <p className="muted">Showing the newest 100 of {shown.length} matching events; narrow the filters to see others.</p>}
       {more && events && (
         <button type="button" className="secondary" onClick={() => void fetchPage(applied, events[events.length - 1].id)}>
