@@ -36,7 +36,7 @@ const context = await chromium.launchPersistentContext(profile, {
 let failed = false;
 try {
   const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(15000);
+  page.setDefaultTimeout(30000); // generous: CI machines are shared and slow
   // Any console error (a CSP violation, a React warning, a failed asset) fails the run.
   page.on('console', (m) => {
     if (m.type() === 'error' && !/the server responded with a status of (401|404|409)/.test(m.text())) problems.push('console error: ' + m.text());
