@@ -1,0 +1,65 @@
+// Package router hands out tenant-scoped PostgreSQL connections: on a
+// connection from a Router, unqualified table names resolve to the tenant's
+// schema and only the tenant's privileges apply, enforced by PostgreSQL
+// itself.
+//
+// # Getting a connection
+//
+//	r, err := router.New(ctx, gatewayDSN, nil) // SessionRole mode
+//	conn, err := r.Acquire(ctx, "acme-brands")
+//	if err != nil {
+//		// tenancy.ErrInvalidID, ErrNotFound, ErrSuspended, ErrArchived,
+//		// ErrDeleted, ErrBusy, ErrConnLost ... never a connection
+//	}
+//	defer conn.Release()
+//	rows, err := conn.Query(ctx, "SELECT * FROM agreements")
+//
+// Conn, Tx and the pgx.Tx passed to InTx satisfy the DBTX interface sqlc
+// generates, so generated repositories run on them unchanged.
+//
+// # Modes
+//
+// SessionRole (the default) switches a pooled connection of the gateway login
+// to the tenant's runtime role for the whole checkout. The switch (SET ROLE,
+// SET search_path = <schema>, pg_temp, the tenant's statement_timeout) and its
+// verification (current_user, session_user) travel in one round trip, and are
+// skipped when the connection already serves the tenant. When a connection
+// changes tenant, everything of the previous tenant is reset in that same
+// round trip: cursors, LISTEN, advisory locks, temporary objects, prepared
+// statements, role, session authorization and every setting.
+//
+// TxLocal hands out transactions only (Begin, BeginTx, InTx): role,
+// search_path and statement_timeout are SET LOCAL in the same round trip as
+// BEGIN and end with the transaction, which suits transaction-pooling proxies.
+//
+// Neither mode protects against SQL written by a tenant: the gateway is a
+// member of every active tenant's role, so such SQL can SET ROLE to another
+// tenant. Keep tenant input in query parameters, never in SQL text.
+//
+// # Statement caching
+//
+// pgx caches statements by SQL text, and after a switch the same text means
+// another tenant's tables. The router therefore runs the gateway pool with
+// pgx's statement and description caches disabled and
+// pgx.QueryExecModeExec: one round trip per query, no named server-side
+// statement that could outlive a tenant.
+//
+// # Failing closed
+//
+// Tenant records are cached for Config.StatusTTL (1 s by default): a
+// suspension or deletion reaches a router within that bound, and reaches the
+// database at once (the gateway loses membership, so new switches fail; the
+// router then re-reads the catalog and returns the typed status error).
+// A connection that is released broken, busy or inside a transaction is
+// closed, never reused. Per-tenant limits that PostgreSQL ignores after
+// SET ROLE are enforced here: concurrent checkouts per tenant
+// (Config.MaxConnsPerTenant, or the tenant's Limits.MaxConns) and
+// statement_timeout.
+//
+// # Observability
+//
+// Config.Tracer receives every checkout (AcquireData: tenant, wait, whether
+// the connection switched, error); a Tracer that also implements
+// ReleaseTracer or QueryTracer receives releases and queries with their
+// tenant.
+package router
