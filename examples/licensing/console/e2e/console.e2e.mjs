@@ -44,7 +44,8 @@ try {
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
 
   async function axe(view) {
-    await page.evaluate(axeSource);
+    // Inject axe once per document (hash navigation keeps it).
+    if (!(await page.evaluate(() => typeof window.axe !== 'undefined'))) await page.evaluate(axeSource);
     const res = await page.evaluate(async () =>
       // eslint-disable-next-line no-undef
       await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } }),
