@@ -65,8 +65,9 @@ func init() {
 	})
 }
 
-// ConsoleHandler serves the console's static files (an fs.FS whose root
-// holds index.html) under /admin/. A nil files answers 404 with a hint.
+// consoleHandler serves the console's static files (an fs.FS whose root
+// holds index.html) under /admin/, without directory listings. A nil files
+// answers 404 with a hint.
 func consoleHandler(files fs.FS) http.Handler {
 	if files == nil {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -85,6 +86,10 @@ func consoleHandler(files fs.FS) http.Handler {
 		// File names carry no content hash (the build is byte-for-byte
 		// reproducible and committed), so browsers must revalidate.
 		h.Set("Cache-Control", "no-cache")
+		if r.URL.Path != "/admin/" && strings.HasSuffix(r.URL.Path, "/") {
+			writeError(w, http.StatusNotFound, "not_found", "no such file", nil)
+			return
+		}
 		fsrv.ServeHTTP(w, r)
 	})
 }

@@ -132,6 +132,10 @@ func TestConsoleStaticAndReports(t *testing.T) {
 	require.Equal(t, 200, res.StatusCode)
 	res, _ = get("/admin")
 	require.Equal(t, 200, res.StatusCode, "redirected to /admin/")
+	res, _ = get("/admin/assets/")
+	require.Equal(t, 404, res.StatusCode, "no directory listing")
+	res, _ = get("/admin/nothing.js")
+	require.Equal(t, 404, res.StatusCode)
 
 	// The hardening report of the deployment's Init.
 	_, body = get("/api/v1/platform/security")
