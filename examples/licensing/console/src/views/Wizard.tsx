@@ -230,7 +230,9 @@ export function Wizard({ api }: { api: Api }) {
           <h3>Next steps</h3>
           <ul>
             <li>
-              Mint a token for its first admin: <code>go run ./examples/licensing -secret $LICENSING_SECRET -mint -mint-tenant {phase.tenant.id} -mint-sub alice -mint-roles admin</code>
+              Mint a token for its first admin with the server’s secret:{' '}
+              <code>go run ./examples/licensing -secret "$LICENSING_SECRET" -mint -mint-tenant {phase.tenant.id} -mint-sub alice -mint-roles admin</code> (the throwaway
+              demo uses a random secret unless it was started with <code>-secret</code>).
             </li>
             <li>
               Call the licensing API with it, e.g. <code>curl -H "Authorization: Bearer $TOKEN" $API/api/v1/brands</code>.
