@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -27,6 +28,10 @@ type Metrics struct {
 	schemaObjs *prometheus.GaugeVec
 	authFail   *prometheus.CounterVec
 	auditDrop  prometheus.Counter
+
+	// acquires counts every checkout attempt (tests use it to prove a
+	// refused request never reached the database).
+	acquires atomic.Int64
 }
 
 var (
@@ -86,6 +91,7 @@ func NewMetrics() *Metrics {
 
 // TraceAcquire implements router.Tracer.
 func (m *Metrics) TraceAcquire(_ context.Context, d router.AcquireData) {
+	m.acquires.Add(1)
 	t := string(d.Tenant)
 	res := "ok"
 	switch {
