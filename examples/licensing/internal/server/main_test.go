@@ -35,8 +35,9 @@ type env struct {
 }
 
 type setupOpts struct {
-	mode    router.Mode
-	lockout time.Duration
+	mode      router.Mode
+	lockout   time.Duration
+	threshold int
 }
 
 func setup(t *testing.T, o *setupOpts) *env {
@@ -49,7 +50,7 @@ func setup(t *testing.T, o *setupOpts) *env {
 	keys, err := NewKeys([]byte("test-master-secret-test-master-secret"))
 	require.NoError(t, err)
 	srv, err := New(Config{Provisioner: d.Provisioner, Router: d.Router, Admin: d.Admin, Keys: keys, Metrics: m,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SizeRefresh: -1, LockoutCooldown: o.lockout})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SizeRefresh: -1, LockoutCooldown: o.lockout, LockoutThreshold: o.threshold})
 	require.NoError(t, err)
 	srv.Start()
 	ts := httptest.NewServer(srv)
