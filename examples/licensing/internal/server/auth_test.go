@@ -54,20 +54,20 @@ func TestAuthRejections(t *testing.T) {
 	noExp.ExpiresAt = nil
 
 	cases := map[string]string{
-		"signed with tenant B's key":   signHS(t, keyB, claims("tenant-a", "alice", time.Hour, "viewer")),
-		"tampered tenant claim":        tampered,
-		"alg none":                     none,
-		"RS256":                        rs,
-		"expired":                      signHS(t, keyA, claims("tenant-a", "alice", -time.Minute, "viewer")),
-		"no exp":                       signHS(t, keyA, noExp),
-		"exp beyond 24h":               signHS(t, keyA, claims("tenant-a", "alice", 48*time.Hour, "viewer")),
-		"wrong issuer":                 signHS(t, keyA, &Claims{Tenant: "tenant-a", Roles: []string{"viewer"}, RegisteredClaims: jwt.RegisteredClaims{Issuer: "x", Subject: "alice", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}),
-		"operator role on tenant key":  signHS(t, keyA, claims("tenant-a", "alice", time.Hour, "operator")),
-		"platform token, no operator":  signHS(t, e.keys.Platform(), claims("", "ops", time.Hour, "admin")),
-		"platform key used as tenant":  signHS(t, e.keys.Platform(), claims("tenant-a", "alice", time.Hour, "admin")),
-		"tenant key used as platform":  signHS(t, keyA, claims("", "ops", time.Hour, "operator")),
-		"invalid tenant id":            signHS(t, keyA, claims("Tenant A", "alice", time.Hour, "viewer")),
-		"garbage":                      "not.a.jwt",
+		"signed with tenant B's key":  signHS(t, keyB, claims("tenant-a", "alice", time.Hour, "viewer")),
+		"tampered tenant claim":       tampered,
+		"alg none":                    none,
+		"RS256":                       rs,
+		"expired":                     signHS(t, keyA, claims("tenant-a", "alice", -time.Minute, "viewer")),
+		"no exp":                      signHS(t, keyA, noExp),
+		"exp beyond 24h":              signHS(t, keyA, claims("tenant-a", "alice", 48*time.Hour, "viewer")),
+		"wrong issuer":                signHS(t, keyA, &Claims{Tenant: "tenant-a", Roles: []string{"viewer"}, RegisteredClaims: jwt.RegisteredClaims{Issuer: "x", Subject: "alice", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}),
+		"operator role on tenant key": signHS(t, keyA, claims("tenant-a", "alice", time.Hour, "operator")),
+		"platform token, no operator": signHS(t, e.keys.Platform(), claims("", "ops", time.Hour, "admin")),
+		"platform key used as tenant": signHS(t, e.keys.Platform(), claims("tenant-a", "alice", time.Hour, "admin")),
+		"tenant key used as platform": signHS(t, keyA, claims("", "ops", time.Hour, "operator")),
+		"invalid tenant id":           signHS(t, keyA, claims("Tenant A", "alice", time.Hour, "viewer")),
+		"garbage":                     "not.a.jwt",
 	}
 	before := e.m.acquires.Load()
 	for name, tok := range cases {
