@@ -137,6 +137,37 @@ func (q *Queries) GetAgreement(ctx context.Context, id pgtype.UUID) (Agreement, 
 	return i, err
 }
 
+const getAgreementForUpdate = `-- name: GetAgreementForUpdate :one
+SELECT id, brand_id, licensee_id, title, territory, start_date, end_date, royalty_rate_bps, minimum_guarantee_minor, minimum_guarantee_currency, status, version, created_at, updated_at FROM agreements
+WHERE id = $1
+FOR UPDATE
+`
+
+// GetAgreement with a row lock held until the transaction ends: serializes
+// the approval workflow's read-decide-update steps on one agreement (e.g.
+// two approvers deciding the last two steps at once).
+func (q *Queries) GetAgreementForUpdate(ctx context.Context, id pgtype.UUID) (Agreement, error) {
+	row := q.db.QueryRow(ctx, getAgreementForUpdate, id)
+	var i Agreement
+	err := row.Scan(
+		&i.ID,
+		&i.BrandID,
+		&i.LicenseeID,
+		&i.Title,
+		&i.Territory,
+		&i.StartDate,
+		&i.EndDate,
+		&i.RoyaltyRateBps,
+		&i.MinimumGuaranteeMinor,
+		&i.MinimumGuaranteeCurrency,
+		&i.Status,
+		&i.Version,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
 const listAgreements = `-- name: ListAgreements :many
 SELECT id, brand_id, licensee_id, title, territory, start_date, end_date, royalty_rate_bps, minimum_guarantee_minor, minimum_guarantee_currency, status, version, created_at, updated_at FROM agreements
 WHERE ($1::text IS NULL OR status = $1::text)

@@ -39,6 +39,10 @@ type Querier interface {
 	// Fails with a foreign-key violation while agreements reference the licensee.
 	DeleteLicensee(ctx context.Context, id pgtype.UUID) (int64, error)
 	GetAgreement(ctx context.Context, id pgtype.UUID) (Agreement, error)
+	// GetAgreement with a row lock held until the transaction ends: serializes
+	// the approval workflow's read-decide-update steps on one agreement (e.g.
+	// two approvers deciding the last two steps at once).
+	GetAgreementForUpdate(ctx context.Context, id pgtype.UUID) (Agreement, error)
 	GetApproval(ctx context.Context, id pgtype.UUID) (Approval, error)
 	GetBrand(ctx context.Context, id pgtype.UUID) (Brand, error)
 	GetLicensee(ctx context.Context, id pgtype.UUID) (Licensee, error)

@@ -15,6 +15,14 @@ RETURNING *;
 SELECT * FROM agreements
 WHERE id = sqlc.arg('id');
 
+-- name: GetAgreementForUpdate :one
+-- GetAgreement with a row lock held until the transaction ends: serializes
+-- the approval workflow's read-decide-update steps on one agreement (e.g.
+-- two approvers deciding the last two steps at once).
+SELECT * FROM agreements
+WHERE id = sqlc.arg('id')
+FOR UPDATE;
+
 -- name: ListAgreements :many
 -- All filters optional (NULL = no filter); territory matches agreements that
 -- include that country code. Newest first.

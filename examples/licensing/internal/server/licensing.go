@@ -671,7 +671,7 @@ func (s *Server) submitAgreement(w http.ResponseWriter, r *http.Request, rc *req
 	}
 	err := s.store.Write(r.Context(), rc.Tenant, func(tx pgx.Tx) error {
 		q := licensingdb.New(tx)
-		cur, err := q.GetAgreement(r.Context(), id)
+		cur, err := q.GetAgreementForUpdate(r.Context(), id)
 		if err != nil {
 			return err
 		}
@@ -788,7 +788,9 @@ func (s *Server) decideApproval(w http.ResponseWriter, r *http.Request, rc *reqC
 		if err != nil {
 			return err
 		}
-		ag, err := q.GetAgreement(r.Context(), ap.AgreementID)
+		// Lock the agreement so concurrent decisions on its steps serialize:
+		// the pending count below then sees every other decision.
+		ag, err := q.GetAgreementForUpdate(r.Context(), ap.AgreementID)
 		if err != nil {
 			return err
 		}
