@@ -236,3 +236,29 @@ func TestCrossTenant(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentDecisions: two approvers deciding the last two steps of an
+// agreement at the same moment still approve it (the agreement row lock
+// serializes the pending count).
+func TestConcurrentDecisions(t *testing.T) {
+	t.Parallel()
+	e := setup(t, nil)
+	admin := e.token("tenant-a", "alice", RoleAdmin)
+	m1, m2 := e.token("tenant-a", "m1", RoleManager), e.token("tenant-a", "m2", RoleManager)
+	brand, lic, _ := e.fixtures("tenant-a", admin, "C")
+	for i := range 5 {
+		ag := e.must(201, e.do("POST", "/api/v1/agreements", admin, agreementBody(brand, lic, fmt.Sprintf("Race %d", i)))).str("id")
+		sub := e.must(200, e.do("POST", "/api/v1/agreements/"+ag+"/submit", admin, map[string]any{"version": 1, "approvers": []string{"m1", "m2"}}))
+		steps := sub.Body["approvals"].([]any)
+		done := make(chan int, 2)
+		for j, tok := range []string{m1, m2} {
+			id := steps[j].(map[string]any)["id"].(string)
+			go func() {
+				done <- e.do("POST", "/api/v1/approvals/"+id+"/decision", tok, map[string]any{"decision": "approved"}).Code
+			}()
+		}
+		require.Equal(t, 200, <-done)
+		require.Equal(t, 200, <-done)
+		require.Equal(t, "approved", e.must(200, e.do("GET", "/api/v1/agreements/"+ag, admin, nil)).str("status"))
+	}
+}
