@@ -9,9 +9,9 @@
 //   - ceiling: no tenant routing at all, a plain pgxpool per tenant with
 //     search_path fixed at connect time (see server.CeilingStore).
 //
-// Rounds are interleaved (SessionRole, TxLocal, ceiling, SessionRole, ...)
-// so machine noise hits every variant alike; the table reports the median
-// round of each. Every response is checked: any non-2xx answer or transport
+// Rounds are interleaved (SessionRole, TxLocal, ceiling, then rotated) so
+// machine noise hits every variant alike; each variant's throughput is
+// compared with the ceiling's in the same round and the median ratio reported. Every response is checked: any non-2xx answer or transport
 // error is an error, and any row carrying another tenant's marker is a
 // cross-tenant row. The run is bounded by -rounds x -duration per variant
 // and by -max-requests per round.
@@ -32,6 +32,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -64,6 +65,7 @@ var (
 	writePct    = flag.Int("write-pct", 20, "percentage of write requests")
 	conns       = flag.Int("conns", 20, "database connections per variant (router pool; ceiling: split over the tenants)")
 	brands      = flag.Int("brands", 20, "seeded brands per tenant (two agreements each)")
+	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the rounds to this file")
 )
 
 // variant is one way of serving the handlers.
@@ -208,10 +210,22 @@ func run() error {
 		}
 	}
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	res := map[string][]*result{}
 	var seq atomic.Int64
 	for round := range *rounds {
-		for _, v := range variants {
+		// Rotate the order each round so no variant always runs first.
+		order := append(slices.Clone(variants[round%len(variants):]), variants[:round%len(variants)]...)
+		for _, v := range order {
 			r := drive(client, v, tenants, &seq)
 			res[v.name] = append(res[v.name], r)
 			fmt.Fprintf(os.Stderr, "round %d %-22s %8d req %8.0f req/s p50 %6.2fms p95 %6.2fms errors %d cross-tenant rows %d %s\n",
@@ -242,29 +256,55 @@ func run() error {
 		}
 	}
 
-	fmt.Printf("\n%d clients over %d tenants, %d%% writes, %s rounds x %d, %d DB connections per variant; median round:\n\n",
-		*clients, *nTenants, *writePct, *duration, *rounds, *conns)
-	fmt.Println("| variant | requests/s | p50 | p95 | p99 | vs ceiling (req/s) | errors | cross-tenant rows |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|")
-	ceil := median(res[variants[2].name])
+	fmt.Printf("\n%d clients over %d tenants, %d%% writes, %d interleaved rounds of %s per variant, %d DB connections per variant.\n",
+		*clients, *nTenants, *writePct, *rounds, *duration, *conns)
+	fmt.Println("Throughput: median round. Latency: all rounds pooled. Ratio: median over rounds of the variant's")
+	fmt.Println("req/s divided by the ceiling's req/s in the same round (adjacent in time).")
+	fmt.Println()
+	fmt.Println("| variant | requests | req/s (median round) | p50 | p95 | p99 | req/s vs ceiling (median of per-round ratios) | errors | cross-tenant rows |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	ceilRounds := res[variants[len(variants)-1].name]
 	for _, v := range variants {
-		m := median(res[v.name])
-		var errs, leaks int64
-		for _, r := range res[v.name] {
-			errs += r.errs
-			leaks += r.leaks
+		rs := res[v.name]
+		pooled := &result{}
+		var ratios []float64
+		for i, r := range rs {
+			pooled.n += r.n
+			pooled.errs += r.errs
+			pooled.leaks += r.leaks
+			pooled.lat = append(pooled.lat, r.lat...)
+			ratios = append(ratios, r.rps()/ceilRounds[i].rps())
 		}
-		fmt.Printf("| %s | %.0f | %.2f ms | %.2f ms | %.2f ms | %.2f× | %d | %d |\n", v.name, m.rps(), ms(m.pct(.5)), ms(m.pct(.95)), ms(m.pct(.99)), m.rps()/ceil.rps(), errs, leaks)
+		slices.Sort(pooled.lat)
+		slices.Sort(ratios)
+		fmt.Printf("| %s | %d | %.0f | %.1f ms | %.1f ms | %.1f ms | %.2f× (rounds: %s) | %d | %d |\n", v.name, pooled.n, median(rs).rps(),
+			ms(pooled.pct(.5)), ms(pooled.pct(.95)), ms(pooled.pct(.99)), ratios[len(ratios)/2], fmtRatios(ratios), pooled.errs, pooled.leaks)
 	}
 	fmt.Printf("\nfinal sweep: %d brand rows read back through the router, %d cross-tenant\n", sweepRows, sweepLeaks)
 	return nil
+}
+
+func fmtRatios(rs []float64) string {
+	var parts []string
+	for _, r := range rs {
+		parts = append(parts, fmt.Sprintf("%.2f", r))
+	}
+	return strings.Join(parts, " ")
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func median(rs []*result) *result {
 	s := slices.Clone(rs)
-	slices.SortFunc(s, func(a, b *result) int { return int(a.rps() - b.rps()) })
+	slices.SortFunc(s, func(a, b *result) int {
+		switch {
+		case a.rps() < b.rps():
+			return -1
+		case a.rps() > b.rps():
+			return 1
+		}
+		return 0
+	})
 	return s[len(s)/2]
 }
 
