@@ -11,12 +11,13 @@
 //
 // Rounds are interleaved (SessionRole, TxLocal, ceiling, then rotated) so
 // machine noise hits every variant alike; each variant's throughput is
-// compared with the ceiling's in the same round and the median ratio reported. Every response is checked: any non-2xx answer or transport
+// compared with the ceiling's in the same round and the median ratio
+// reported. Every response is checked: any non-2xx answer or transport
 // error is an error, and any row carrying another tenant's marker is a
 // cross-tenant row. The run is bounded by -rounds x -duration per variant
 // and by -max-requests per round.
 //
-//	go run ./examples/licensing/cmd/loadgen -clients 100 -tenants 10 -duration 10s -rounds 3
+//	go run ./examples/licensing/cmd/loadgen -clients 100 -tenants 10 -duration 8s -rounds 5
 package main
 
 import (
