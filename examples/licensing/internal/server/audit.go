@@ -88,7 +88,10 @@ func (s *Server) recordMutation(r *http.Request, rc *reqCtx, action, target stri
 		detail = map[string]any{}
 	}
 	detail["request_id"] = rc.ID
-	err := s.audit.write(r.Context(), auditEvent{Actor: rc.Principal.Actor(), Tenant: rc.Tenant, Action: action, Target: target, Detail: detail})
+	// The mutation is committed: record it even if the caller went away.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	err := s.audit.write(ctx, auditEvent{Actor: rc.Principal.Actor(), Tenant: rc.Tenant, Action: action, Target: target, Detail: detail})
 	if err != nil {
 		// The mutation is committed; losing its audit event is logged loudly.
 		rc.log.Error("writing audit event", "action", action, "target", target, "err", err)
