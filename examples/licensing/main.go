@@ -34,6 +34,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -54,7 +55,10 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, nil)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "licensing:", err)
 		os.Exit(1)
 	}
@@ -75,8 +79,9 @@ type options struct {
 	mintTTL                                          time.Duration
 }
 
-func parseFlags() (*options, error) {
+func parseFlags(args []string) (*options, error) {
 	o := &options{}
+	flag := flag.NewFlagSet("licensing", flag.ContinueOnError)
 	flag.StringVar(&o.addr, "addr", env("LICENSING_ADDR", "127.0.0.1:8080"), "listen address [LICENSING_ADDR]")
 	flag.StringVar(&o.dbURL, "database-url", env("DATABASE_URL", ""), "admin (provisioning) DSN; empty starts a throwaway PostgreSQL [DATABASE_URL]")
 	flag.StringVar(&o.gwURL, "gateway-url", env("GATEWAY_DATABASE_URL", ""), "gateway DSN, required with -database-url [GATEWAY_DATABASE_URL]")
@@ -92,7 +97,9 @@ func parseFlags() (*options, error) {
 	flag.StringVar(&o.mintSub, "mint-sub", "cli", "subject of the minted token")
 	flag.StringVar(&o.mintRoles, "mint-roles", "admin", "comma-separated roles of the minted token (operator tokens: operator)")
 	flag.DurationVar(&o.mintTTL, "mint-ttl", time.Hour, "lifetime of the minted token, at most 24h")
-	flag.Parse()
+	if err := flag.Parse(args); err != nil {
+		return nil, err
+	}
 	if o.mode != "SessionRole" && o.mode != "TxLocal" {
 		return nil, fmt.Errorf("-mode %q: want SessionRole or TxLocal", o.mode)
 	}
@@ -102,8 +109,11 @@ func parseFlags() (*options, error) {
 	return o, nil
 }
 
-func run() error {
-	o, err := parseFlags()
+// run serves until ctx is done. stdout receives the banner and minted
+// tokens; ready, if not nil, is called with the listening address once the
+// server accepts requests.
+func run(ctx context.Context, args []string, stdout io.Writer, ready func(addr string)) error {
+	o, err := parseFlags(args)
 	if err != nil {
 		return err
 	}
@@ -135,12 +145,9 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		fmt.Println(tok)
-		return nil
+		_, err = fmt.Fprintln(stdout, tok)
+		return err
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	metrics := server.NewMetrics()
 	rcfg := router.Config{Tracer: metrics}
@@ -223,9 +230,12 @@ func run() error {
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String(), "mode", rtr.Mode().String())
 	if demo {
-		if err := printBanner(keys, "http://"+ln.Addr().String(), o.dbURL == ""); err != nil {
+		if err := printBanner(stdout, keys, "http://"+ln.Addr().String(), o.dbURL == ""); err != nil {
 			return err
 		}
+	}
+	if ready != nil {
+		ready(ln.Addr().String())
 	}
 
 	select {
@@ -242,7 +252,7 @@ func run() error {
 	return nil
 }
 
-func printBanner(keys *server.Keys, base string, ephemeral bool) error {
+func printBanner(w io.Writer, keys *server.Keys, base string, ephemeral bool) error {
 	mint := func(t tenancy.ID, sub string, roles ...server.Role) string {
 		tok, err := keys.Mint(server.MintOpts{Tenant: t, Subject: sub, Roles: roles, TTL: 12 * time.Hour})
 		if err != nil {
@@ -273,6 +283,6 @@ func printBanner(keys *server.Keys, base string, ephemeral bool) error {
 	b.WriteString(`curl -s -H "Authorization: Bearer $ACME_VIEWER" $API/api/v1/brands` + "\n")
 	b.WriteString(`curl -s -H "Authorization: Bearer $OPERATOR_TOKEN" "$API/api/v1/tenants?status=active"` + "\n")
 	b.WriteString("\nMore in the README, section \"The reference server\"; OpenAPI at $API/openapi.json, metrics at $API/metrics.\n\n")
-	_, err := os.Stdout.WriteString(b.String())
+	_, err := io.WriteString(w, b.String())
 	return err
 }
