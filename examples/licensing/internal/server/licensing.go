@@ -1,11 +1,11 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -830,4 +830,86 @@ func (s *Server) decideApproval(w http.ResponseWriter, r *http.Request, rc *reqC
 	writeJSON(w, http.StatusOK, out)
 }
 
-var _ = context.Background
+// agreementTransitions are the status changes POST /agreements/{id}/status
+// allows; the approval workflow owns draft -> pending_approval -> approved
+// or rejected.
+var agreementTransitions = map[string][]string{
+	"approved": {"active", "terminated"},
+	"active":   {"expired", "terminated"},
+}
+
+type statusInput struct {
+	Status  string `json:"status"`
+	Version *int32 `json:"version"`
+}
+
+// setAgreementStatus moves an approved agreement into force, or ends one.
+func (s *Server) setAgreementStatus(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	id, ok := parseUUID(r.PathValue("id"))
+	if !ok {
+		s.fail(w, r, rc, errNotFound)
+		return
+	}
+	var in statusInput
+	if !decode(w, r, &in) {
+		return
+	}
+	fe := fieldErrors{}
+	oneOf(fe, "status", in.Status, "active", "expired", "terminated")
+	if in.Version == nil {
+		fe["version"] = "is required"
+	}
+	if fe.bad(w) {
+		return
+	}
+	var a licensingdb.Agreement
+	err := s.store.Write(r.Context(), rc.Tenant, func(tx pgx.Tx) error {
+		q := licensingdb.New(tx)
+		cur, err := q.GetAgreementForUpdate(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		allowed := agreementTransitions[cur.Status]
+		if !slices.Contains(allowed, in.Status) {
+			return &conflictError{fmt.Sprintf("an agreement that is %s cannot become %s", cur.Status, in.Status)}
+		}
+		a, err = q.UpdateAgreementStatus(r.Context(), licensingdb.UpdateAgreementStatusParams{ID: id, Status: in.Status, ExpectedVersion: in.Version})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return &conflictError{"the agreement changed since it was read; re-read it"}
+		}
+		return err
+	})
+	if err != nil {
+		s.fail(w, r, rc, err)
+		return
+	}
+	s.recordMutation(r, rc, "agreement.status", uuidString(id), map[string]any{"status": a.Status})
+	writeJSON(w, http.StatusOK, a)
+}
+
+// expiringAgreements lists approved or active agreements ending before a
+// date (default: 90 days from today), soonest first.
+func (s *Server) expiringAgreements(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	q := r.URL.Query()
+	fe := fieldErrors{}
+	limit, _ := page(q, fe)
+	before := pgtype.Date{Time: time.Now().UTC().AddDate(0, 0, 90).Truncate(24 * time.Hour), Valid: true}
+	if v := optional(q, "before"); v != nil {
+		if d := parseDate(fe, "before", v); d.Valid {
+			before = d
+		}
+	}
+	if fe.bad(w) {
+		return
+	}
+	var out []licensingdb.Agreement
+	err := s.store.Read(r.Context(), rc.Tenant, func(db licensingdb.DBTX) (err error) {
+		out, err = licensingdb.New(db).ListExpiringAgreements(r.Context(), licensingdb.ListExpiringAgreementsParams{Before: before, Limit: limit})
+		return err
+	})
+	if err != nil {
+		s.fail(w, r, rc, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": out})
+}

@@ -154,6 +154,21 @@ func TestAgreementsAndApprovals(t *testing.T) {
 	d2 := e.must(200, e.do("POST", "/api/v1/approvals/"+s2+"/decision", admin, map[string]any{"decision": "approved"}))
 	require.Equal(t, "approved", d2.Body["agreement"].(map[string]any)["status"])
 
+	// Into force and out of it, with optimistic locking and legal transitions only.
+	ver := d2.Body["agreement"].(map[string]any)["version"]
+	exp := e.must(200, e.do("GET", "/api/v1/agreements/expiring?before=2029-01-01", viewer, nil))
+	require.Len(t, exp.items(), 1)
+	require.Empty(t, e.must(200, e.do("GET", "/api/v1/agreements/expiring?before=2028-01-01", viewer, nil)).items())
+	e.must(400, e.do("GET", "/api/v1/agreements/expiring?before=someday", viewer, nil))
+	e.must(403, e.do("POST", "/api/v1/agreements/"+ag+"/status", user, map[string]any{"status": "active", "version": ver}))
+	e.must(400, e.do("POST", "/api/v1/agreements/"+ag+"/status", manager, map[string]any{"status": "draft", "version": ver}))
+	e.must(409, e.do("POST", "/api/v1/agreements/"+ag+"/status", manager, map[string]any{"status": "expired", "version": ver}))
+	e.must(409, e.do("POST", "/api/v1/agreements/"+ag+"/status", manager, map[string]any{"status": "active", "version": 1}))
+	act := e.must(200, e.do("POST", "/api/v1/agreements/"+ag+"/status", manager, map[string]any{"status": "active", "version": ver}))
+	require.Equal(t, "active", act.str("status"))
+	require.Len(t, e.must(200, e.do("GET", "/api/v1/agreements?status=active", viewer, nil)).items(), 1)
+	require.Len(t, e.audit("tenant-a", "agreement.status"), 1)
+
 	// Rejection path on the second agreement, then resubmission.
 	a2id := a2.str("id")
 	sub = e.must(200, e.do("POST", "/api/v1/agreements/"+a2id+"/submit", user, map[string]any{"version": 1}))
@@ -208,6 +223,7 @@ func TestCrossTenant(t *testing.T) {
 			e.must(404, e.do("PATCH", "/api/v1/agreements/"+ag, b, map[string]any{"version": 2, "title": "pwned"}))
 			e.must(404, e.do("POST", "/api/v1/agreements/"+ag+"/submit", b, map[string]any{"version": 2}))
 			e.must(404, e.do("POST", "/api/v1/approvals/"+step+"/decision", b, map[string]any{"decision": "approved"}))
+			e.must(404, e.do("POST", "/api/v1/agreements/"+ag+"/status", b, map[string]any{"status": "active", "version": 2}))
 			e.must(404, e.do("DELETE", "/api/v1/agreements/"+ag, b, nil))
 			e.must(404, e.do("DELETE", "/api/v1/brands/"+brand, b, nil))
 			// B cannot reference A's brand in its own agreement either.
@@ -220,6 +236,7 @@ func TestCrossTenant(t *testing.T) {
 				}
 			}
 			require.EqualValues(t, 0, e.must(200, e.do("GET", "/api/v1/agreements?brand_id="+brand, b, nil)).Body["total"])
+			require.Empty(t, e.must(200, e.do("GET", "/api/v1/agreements/expiring?before=2100-01-01", b, nil)).items())
 
 			// B naming A in X-Tenant is refused before any database work.
 			before := e.m.acquires.Load()

@@ -50,7 +50,7 @@ var permissionMatrix = []struct {
 	{PermRead, "read brands, licensees, agreements, approvals", []Role{RoleAdmin, RoleManager, RoleUser, RoleViewer}},
 	{PermAgreementsWrite, "create and edit draft agreements, submit them for approval", []Role{RoleAdmin, RoleManager, RoleUser}},
 	{PermCatalogWrite, "create and edit brands and licensees", []Role{RoleAdmin, RoleManager}},
-	{PermApprovalsDecide, "approve or reject an approval step", []Role{RoleAdmin, RoleManager}},
+	{PermApprovalsDecide, "decide approval steps; put approved agreements into force or end them", []Role{RoleAdmin, RoleManager}},
 	{PermDelete, "delete brands, licensees, agreements", []Role{RoleAdmin}},
 	{PermAuditRead, "read the tenant's audit trail", []Role{RoleAdmin}},
 	{PermTenantsManage, "management API (/api/v1/tenants...)", []Role{RoleOperator}},

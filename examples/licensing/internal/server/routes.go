@@ -1,7 +1,5 @@
 package server
 
-import "net/http"
-
 // routeTable lists every API route: method, pattern, permission, whether it
 // runs inside a tenant, and what the OpenAPI description says about it.
 func (s *Server) routeTable() []route {
@@ -39,11 +37,11 @@ func (s *Server) routeTable() []route {
 		{Method: "PATCH", Pattern: "/api/v1/agreements/{id}", Tenant: true, Perm: PermAgreementsWrite, Summary: "Edit a draft or rejected agreement's terms (version required)", Body: "AgreementInput", Resp: "Agreement", Success: 200, h: s.patchAgreement},
 		{Method: "DELETE", Pattern: "/api/v1/agreements/{id}", Tenant: true, Perm: PermDelete, Summary: "Delete an agreement and its approvals", Success: 204, h: s.deleteAgreement},
 		{Method: "POST", Pattern: "/api/v1/agreements/{id}/submit", Tenant: true, Perm: PermAgreementsWrite, Summary: "Submit for approval: opens the approval steps", Body: "SubmitInput", Resp: "Submission", Success: 200, h: s.submitAgreement},
+		{Method: "POST", Pattern: "/api/v1/agreements/{id}/status", Perm: PermApprovalsDecide, Tenant: true, Summary: "Put an approved agreement into force (active) or end it (expired, terminated); version required", Body: "StatusInput", Resp: "Agreement", Success: 200, h: s.setAgreementStatus},
+		{Method: "GET", Pattern: "/api/v1/agreements/expiring", Tenant: true, Perm: PermRead, Summary: "Approved or active agreements ending before a date (default today + 90 days)", Resp: "AgreementItems", Query: []string{"before", "limit"}, Success: 200, h: s.expiringAgreements},
 		{Method: "GET", Pattern: "/api/v1/agreements/{id}/approvals", Tenant: true, Perm: PermRead, Summary: "List an agreement's approval steps", Resp: "ApprovalList", Success: 200, h: s.listAgreementApprovals},
 		{Method: "GET", Pattern: "/api/v1/approvals/{id}", Tenant: true, Perm: PermRead, Summary: "Get an approval step", Resp: "Approval", Success: 200, h: s.getApproval},
 		{Method: "POST", Pattern: "/api/v1/approvals/{id}/decision", Tenant: true, Perm: PermApprovalsDecide, Summary: "Approve or reject a pending step", Body: "DecisionInput", Resp: "Decision", Success: 200, h: s.decideApproval},
 		{Method: "GET", Pattern: "/api/v1/audit", Tenant: true, Perm: PermAuditRead, Summary: "The tenant's audit trail, newest first", Resp: "AuditList", Query: []string{"action", "before_id", "limit"}, Success: 200, h: s.listAudit},
 	}
 }
-
-var _ = http.MethodGet
