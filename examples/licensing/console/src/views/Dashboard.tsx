@@ -13,10 +13,11 @@ import { Api, ApiError, Overview, SchemaStatus, Status, Tenant, describe } from 
 import { Card, Dialog, ErrorBox, PageTitle, StatusBadge, TableScroll } from '../components';
 import { bytes, dateTime, retention } from '../format';
 
+// Unknown values are undefined (not null) so that sorting puts them last.
 interface Row extends Tenant {
-  size_bytes: number | null;
-  objects: number | null;
-  last_activity: string | null;
+  size_bytes?: number;
+  objects?: number;
+  last_activity?: string;
   retained: boolean;
 }
 
@@ -43,9 +44,9 @@ export function Dashboard({ api, onUnauthorized }: { api: Api; onUnauthorized: (
           const o = byID.get(t.id);
           return {
             ...t,
-            size_bytes: o?.schema_exists ? o.size_bytes : null,
-            objects: o?.schema_exists ? o.objects : null,
-            last_activity: o?.last_activity ?? null,
+            size_bytes: o?.schema_exists ? o.size_bytes : undefined,
+            objects: o?.schema_exists ? o.objects : undefined,
+            last_activity: o?.last_activity ?? undefined,
             retained: t.status === 'deleted' && !!t.retain_until && Date.parse(t.retain_until) > now,
           };
         }),
@@ -88,8 +89,8 @@ export function Dashboard({ api, onUnauthorized }: { api: Api; onUnauthorized: (
       },
       { accessorKey: 'created_at', header: 'Created', cell: (c) => dateTime(c.getValue<string>()) },
       { accessorKey: 'schema_version', header: 'Schema version', cell: (c) => c.getValue<number>() },
-      { accessorKey: 'size_bytes', header: 'Schema size', cell: (c) => bytes(c.getValue<number | null>()), sortUndefined: 'last' },
-      { accessorKey: 'last_activity', header: 'Last activity', cell: (c) => dateTime(c.getValue<string | null>()) },
+      { accessorKey: 'size_bytes', header: 'Schema size', cell: (c) => bytes(c.getValue<number | undefined>()), sortUndefined: 'last' },
+      { accessorKey: 'last_activity', header: 'Last activity', cell: (c) => dateTime(c.getValue<string | undefined>()), sortUndefined: 'last' },
       {
         id: 'actions',
         header: 'Actions',
@@ -197,6 +198,9 @@ export function Dashboard({ api, onUnauthorized }: { api: Api; onUnauthorized: (
                 ))}
               </select>
             </div>
+            <button type="button" className="secondary" onClick={() => void load()}>
+              Refresh
+            </button>
             <a className="button" href="#/new">
               New tenant
             </a>

@@ -1,5 +1,6 @@
 import { FormEvent, useEffect, useRef, useState } from 'react';
-import { Api, ApiError, SchemaStatus, Tenant, describe } from '../api';
+import { Api, SchemaStatus, Tenant } from '../api';
+import { creationFailure } from '../outcome';
 import { ErrorBox, PageTitle } from '../components';
 import { bytes, validateCount, validateName, validateSettings, validateTenantID } from '../format';
 
@@ -80,24 +81,7 @@ export function Wizard({ api }: { api: Api }) {
       }
       setPhase({ kind: 'done', tenant: t, status: st, ms: performance.now() - started });
     } catch (e) {
-      if (e instanceof ApiError && e.status === 409) {
-        setPhase({ kind: 'failed', error: describe(e), leftBehind: 'Nothing was created or changed: the existing tenant is untouched.', step: 0 });
-        return;
-      }
-      // Prove the claim before making it: the tenant must not exist.
-      let left = 'Nothing was left behind: bulkhead creates the catalog row, role, schema and migrations in one transaction, which was rolled back.';
-      try {
-        await api.tenant(f.id);
-        left = `A tenant "${f.id}" exists now: open it from the tenant list to check its state.`;
-      } catch (e2) {
-        if (e2 instanceof ApiError && e2.status === 404) left += ` Verified: the API reports no tenant "${f.id}".`;
-        else left = 'Whether anything was left behind could not be verified: ' + describe(e2);
-      }
-      let back: number | null = null;
-      if (e instanceof ApiError && e.status === 400) {
-        back = 'id' in e.fields || 'name' in e.fields ? 0 : 1;
-      }
-      setPhase({ kind: 'failed', error: describe(e), leftBehind: left, step: back });
+      setPhase({ kind: 'failed', ...(await creationFailure(e, f.id, api.tenant)) });
     }
   };
 
