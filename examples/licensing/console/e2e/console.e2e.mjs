@@ -145,20 +145,25 @@ try {
   check((await page.locator('tbody tr').first().getAttribute('data-tenant')) === 'initech-toys', 'descending by ID puts initech-toys first');
   await page.getByRole('button', { name: /^Tenant ID/ }).click();
 
-  await page.getByRole('button', { name: `Suspend ${T}` }).click();
+  // Row actions and the delete dialog by keyboard: focus, Enter, type.
+  await page.getByRole('button', { name: `Suspend ${T}` }).focus();
+  await page.keyboard.press('Enter');
   await page.getByRole('status').filter({ hasText: `Tenant ${T} is now suspended.` }).waitFor();
   check((await row(T).textContent()).includes('suspended'), 'the row shows suspended');
   await page.getByRole('button', { name: `Activate ${T}` }).click();
   await page.getByRole('status').filter({ hasText: `Tenant ${T} is now active.` }).waitFor();
 
-  await page.getByRole('button', { name: `Delete ${T}` }).click();
+  await page.getByRole('button', { name: `Delete ${T}` }).focus();
+  await page.keyboard.press('Enter');
   const dlg = page.getByRole('dialog', { name: `Delete tenant ${T}?` });
   await dlg.waitFor();
   await dlg.getByText('becomes unroutable at once').waitFor();
+  check((await focused()) === 'retention-days', 'the modal dialog takes focus on its first field, got ' + (await focused()));
   await axe('delete-dialog');
   await shot('delete-dialog');
-  await dlg.getByLabel('Retention (days)').fill('7');
-  await dlg.getByRole('button', { name: `Delete ${T}` }).click();
+  await page.keyboard.press('Control+A');
+  await page.keyboard.type('7');
+  await page.keyboard.press('Enter');
   await page.getByRole('status').filter({ hasText: `Tenant ${T} is deleted; it can be restored until` }).waitFor();
   check((await row(T).textContent()).includes('deleted (restorable)'), 'the row shows deleted (restorable)');
   await page.getByRole('button', { name: `Restore ${T}` }).click();
