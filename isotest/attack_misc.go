@@ -38,32 +38,45 @@ func hostileID(ctx context.Context, e *env, id tenancy.ID) Observation {
 }
 
 func init() {
-	id := func(idn, title, desc, action string, mk func(e *env) tenancy.ID) *Attack {
+	id := func(idn, title, desc, action string, mk func(e *env) []tenancy.ID) *Attack {
 		return &Attack{ID: idn, Class: ClassIdentifier, Severity: SeverityCritical, Title: title, Description: desc, Action: action,
-			Expect: expectAll(Blocked), run: func(ctx context.Context, e *env) Observation { return hostileID(ctx, e, mk(e)) }}
+			Expect: expectAll(Blocked), run: func(ctx context.Context, e *env) Observation {
+				var ev []string
+				for _, id := range mk(e) {
+					o := hostileID(ctx, e, id)
+					if o.Outcome != Blocked || o.Err != nil {
+						return o
+					}
+					ev = append(ev, o.Evidence)
+				}
+				return observed(Blocked, "%s", strings.Join(ev, "; "))
+			}}
 	}
 	register(
 		id("IDENT-001", "Tenant ID longer than 63 bytes (truncation collision)",
 			"PostgreSQL truncates identifiers to 63 bytes; an ID that truncates to another tenant's name must never route there. bulkhead rejects IDs over 63 bytes and never uses IDs as identifiers.",
-			"route '<B id>' + 'x' * (64 - len) ", func(e *env) tenancy.ID {
-				return e.b.t.ID + tenancy.ID(strings.Repeat("x", 64-len(e.b.t.ID)))
+			"route '<B id>' + 'x' * (64 - len) ", func(e *env) []tenancy.ID {
+				return []tenancy.ID{e.b.t.ID + tenancy.ID(strings.Repeat("x", 64-len(e.b.t.ID))), e.b.t.ID + tenancy.ID(strings.Repeat("x", 200))}
 			}),
 		id("IDENT-002", "Tenant ID with a quote and SQL (identifier injection)",
 			"An ID spliced into SQL could close a quoted identifier and append statements.",
-			`route '<B id>"; SET ROLE ...; --'`, func(e *env) tenancy.ID {
-				return e.b.t.ID + tenancy.ID(`"; SET ROLE `+quoteIdent(e.b.t.Role)+`; --`)
+			`route '<B id>"; SET ROLE ...; --'`, func(e *env) []tenancy.ID {
+				return []tenancy.ID{e.b.t.ID + tenancy.ID(`"; SET ROLE `+quoteIdent(e.b.t.Role)+`; --`), e.b.t.ID + "'; --", tenancy.ID(e.b.t.Role)}
 			}),
 		id("IDENT-003", "Tenant ID with a NUL byte",
 			"C strings end at NUL: '<B id>\\x00suffix' could be read as B's ID by code that truncates.",
-			`route '<B id>\x00suffix'`, func(e *env) tenancy.ID { return e.b.t.ID + "\x00suffix" }),
+			`route '<B id>\x00suffix'`, func(e *env) []tenancy.ID { return []tenancy.ID{e.b.t.ID + "\x00suffix", "\x00" + e.b.t.ID} }),
 		id("IDENT-004", "Tenant ID differing only in case or by a Unicode look-alike",
 			"Case folding or Unicode normalization must not map a different ID onto the victim.",
-			"route upper('<B id>') and '<B id>' with a Cyrillic 'і' / fullwidth letter", func(e *env) tenancy.ID {
-				return tenancy.ID(strings.ToUpper(string(e.b.t.ID)))
+			"route upper('<B id>') and '<B id>' with a fullwidth first letter", func(e *env) []tenancy.ID {
+				id := string(e.b.t.ID)
+				return []tenancy.ID{tenancy.ID(strings.ToUpper(id)), tenancy.ID(string(rune(0xFF41+rune(id[0]-'a'))) + id[1:])}
 			}),
 		id("IDENT-005", "Tenant ID with trailing whitespace or a Unicode homoglyph",
 			"'<B id> ' and '<B id>' with a homoglyph must be rejected, not trimmed or normalized onto B.",
-			"route '<B id> ' and '<B id>\u0456'", func(e *env) tenancy.ID { return e.b.t.ID + "\u0456" }),
+			"route '<B id> ', ' <B id>', '<B id>\n' and '<B id>' with a Cyrillic 'і'", func(e *env) []tenancy.ID {
+				return []tenancy.ID{e.b.t.ID + " ", " " + e.b.t.ID, e.b.t.ID + "\n", e.b.t.ID + "\u0456"}
+			}),
 		&Attack{
 			ID: "IDENT-006", Class: ClassIdentifier, Severity: SeverityHigh,
 			Title:       "Provision tenants with hostile IDs",

@@ -107,6 +107,39 @@ func init() {
 		},
 
 		&Attack{
+			ID: "NOTIFY-003", Class: ClassNotify, Severity: SeverityMedium,
+			Title:       "Discover the channels the victim listens on",
+			Description: "Channel names are not in any catalog: pg_listening_channels() shows only the caller's own, and pg_stat_activity hides other logins' LISTEN statements from the tenant role.",
+			Action:      "B: LISTEN <canary channel> and keep the session; A: SELECT pg_listening_channels(); SELECT query FROM pg_stat_activity",
+			Expect:      expectAll(Blocked),
+			run: func(ctx context.Context, e *env) Observation {
+				release, err := e.hold(ctx, e.b, func(db DB) error {
+					_, err := db.Exec(ctx, "LISTEN "+quoteIdent(e.b.notify))
+					return err
+				}, func(db DB) { _, _ = db.Exec(ctx, "UNLISTEN *") })
+				if err != nil {
+					return failed(err)
+				}
+				defer release() //nolint:errcheck // best effort
+				out, err := e.runAs(ctx, e.a, "SELECT string_agg(c, ' ') FROM pg_listening_channels() c UNION ALL SELECT string_agg(query, ' ') FROM pg_stat_activity WHERE pid <> pg_backend_pid()")
+				return e.classifyRead(out, err)
+			},
+		},
+		&Attack{
+			ID: "NOTIFY-004", Class: ClassNotify, Severity: SeverityLow,
+			Title:       "Watch the shared notification queue fill (pg_notification_queue_usage)",
+			Description: "The notification queue is shared by the whole cluster; its fill level shows that some session sends notifications that a slow listener has not consumed.",
+			Action:      "SELECT pg_notification_queue_usage()",
+			Expect:      expectAll(SideChannel), Residual: residualNotify,
+			run: func(ctx context.Context, e *env) Observation {
+				out, err := e.runAs(ctx, e.a, "SELECT pg_notification_queue_usage()")
+				if err != nil {
+					return observed(Blocked, "%s", refused(err))
+				}
+				return observed(SideChannel, "the shared queue's usage is readable (%s)", strings.TrimSpace(out))
+			},
+		},
+		&Attack{
 			ID: "LO-001", Class: ClassLargeObject, Severity: SeverityCritical,
 			Title:       "Read the victim's large object",
 			Description: "Large objects have owners and ACLs since PostgreSQL 9.0; lo_compat_privileges = on would disable the checks.",
