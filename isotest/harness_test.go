@@ -1,6 +1,7 @@
 package isotest_test
 
 import (
+	"context"
 	"os"
 	"testing"
 	"time"
@@ -34,4 +35,48 @@ func TestSuiteAgainstRouter(t *testing.T) {
 			}
 		})
 	}
+}
+
+// leftovers counts what a run may leave behind: throwaway tenants in the
+// catalog, canary tables in any schema, large objects.
+func leftovers(t *testing.T, d *isotest.Deployment) (tenants, tables, los int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, d.Admin.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM bulkhead.tenants WHERE id LIKE 'isotest-%'),
+		(SELECT count(*) FROM pg_class WHERE relname IN ('bh_isotest_canary', 'bh_isotest_seq')),
+		(SELECT count(*) FROM pg_largeobject_metadata)`).Scan(&tenants, &tables, &los))
+	return
+}
+
+// TestAuditCleansUp: a completed audit and an interrupted one both leave no
+// tenant, canary object or large object behind.
+func TestAuditCleansUp(t *testing.T) {
+	t.Parallel()
+	d := isotest.NewDeployment(t, &isotest.DeploymentOpts{Router: routerConfig(router.SessionRole)})
+	target := &isotest.Target{Router: d.Router, Provisioner: d.Provisioner, Admin: d.Admin}
+
+	rep, err := isotest.Audit(context.Background(), target, &isotest.RunOpts{Classes: []isotest.Class{isotest.ClassLargeObject}})
+	require.NoError(t, err)
+	require.False(t, rep.Failed())
+	n1, n2, n3 := leftovers(t, d)
+	require.Equal(t, [3]int{0, 0, 0}, [3]int{n1, n2, n3}, "tenants, canary objects, large objects left after a completed audit")
+
+	// Interrupted: cancel while the attacks run.
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for {
+			if a, _, _ := leftovers(t, d); a > 0 {
+				time.Sleep(300 * time.Millisecond)
+				cancel()
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	_, err = isotest.Audit(ctx, target, nil)
+	require.ErrorIs(t, err, context.Canceled)
+	n1, n2, n3 = leftovers(t, d)
+	require.Equal(t, [3]int{0, 0, 0}, [3]int{n1, n2, n3}, "tenants, canary objects, large objects left after an interrupted audit")
 }

@@ -80,7 +80,7 @@ func weaken(t *testing.T, d *isotest.Deployment, a, b *tenancy.Tenant) {
 
 // weakTarget builds the weak fixture: a deployment, two tenants of the
 // test's own, the hardening undone and the weak scope.
-func weakTarget(t *testing.T) *isotest.Target {
+func weakTarget(t *testing.T) (*isotest.Target, *isotest.Deployment) {
 	d := isotest.NewDeployment(t, nil)
 	a, b := d.NewTenant(t, nil), d.NewTenant(t, nil)
 	weaken(t, d, a, b)
@@ -90,7 +90,7 @@ func weakTarget(t *testing.T) *isotest.Target {
 	return &isotest.Target{
 		Scope:       &weakScope{pool: pool, prov: d.Provisioner, tenants: map[tenancy.ID]*tenancy.Tenant{}},
 		Provisioner: d.Provisioner, Admin: d.Admin, Attacker: a.ID, Victim: b.ID,
-	}
+	}, d
 }
 
 // mustLeak are attacks the weak fixture must lose, one per weakness.
@@ -113,7 +113,7 @@ var mustLeak = []string{
 // TestWeakFixtureAudit: the library API reports the weak fixture's leaks.
 func TestWeakFixtureAudit(t *testing.T) {
 	t.Parallel()
-	target := weakTarget(t)
+	target, d := weakTarget(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	rep, err := isotest.Audit(ctx, target, nil)
@@ -132,13 +132,22 @@ func TestWeakFixtureAudit(t *testing.T) {
 	for _, r := range rep.Results {
 		require.NotEqual(t, isotest.Error, r.Verdict, "%s could not run against the weak fixture: %s", r.ID, r.Evidence)
 	}
+	// The tenants were the test's own: the harness removed its canary
+	// objects and large objects from them and left the tenants in place.
+	tenants, tables, los := leftovers(t, d)
+	require.Equal(t, [3]int{0, 0, 0}, [3]int{tenants, tables, los})
+	for _, id := range []tenancy.ID{target.Attacker, target.Victim} {
+		tn, err := d.Provisioner.Get(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, tenancy.StatusActive, tn.Status)
+	}
 }
 
 // TestWeakFixtureRunFails: the go test API fails the subtests of the
 // attacks that leak (observed through a fake testing.T).
 func TestWeakFixtureRunFails(t *testing.T) {
 	t.Parallel()
-	target := weakTarget(t)
+	target, _ := weakTarget(t)
 	rep, failures := isotest.RunFake(t, target, &isotest.RunOpts{IDs: []string{"XS-001", "HYG-010", "FILE-001"}})
 	require.NotNil(t, rep)
 	require.Len(t, failures, 2, "XS-001 and HYG-010 fail, FILE-001 passes: %v", failures)
