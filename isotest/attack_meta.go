@@ -122,7 +122,7 @@ func init() {
 			Title:       "Resolve another tenant's ID to its schema and role (route_tenant as the gateway)",
 			Description: "The router's catalog function is executable by the gateway. After RESET ROLE a tenant can map a known tenant ID to its schema, role, status and limits, and test whether IDs exist.",
 			Action:      "RESET ROLE; SELECT * FROM bulkhead.route_tenant('<B id>')",
-			Expect:      expectShared(LeakedMetadata, Blocked), Residual: residualSharedPool,
+			Expect:      expectShared(LeakedMetadata, Blocked), Residual: "The router's catalog function route_tenant is executable by the shared gateway login. In SessionRole and TxLocal, SQL the tenant controls can RESET ROLE to that login and resolve a tenant ID it already knows to the opaque schema and role names, status and limits, or test whether an ID exists. It reveals no tenant data.",
 			run: func(ctx context.Context, e *env) Observation {
 				out, err := e.runAs(ctx, e.a, "RESET ROLE", "SELECT * FROM "+quoteIdent(e.prov.Config().ControlSchema)+".route_tenant("+quoteLit(string(e.b.t.ID))+")")
 				if err != nil {

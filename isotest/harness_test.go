@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bulkhead-go/bulkhead/isotest"
@@ -79,4 +80,38 @@ func TestAuditCleansUp(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	n1, n2, n3 = leftovers(t, d)
 	require.Equal(t, [3]int{0, 0, 0}, [3]int{n1, n2, n3}, "tenants, canary objects, large objects left after an interrupted audit")
+}
+
+// TestSuiteFullyHardened: with the hardening that needs a superuser applied
+// as well, the attacks that depend on it turn from residual to blocked.
+func TestSuiteFullyHardened(t *testing.T) {
+	t.Parallel()
+	d := isotest.NewDeployment(t, &isotest.DeploymentOpts{Router: routerConfig(router.SessionRole)})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, d.DB.SuperDSN)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	for _, s := range []string{
+		"REVOKE EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) FROM PUBLIC",
+		"REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC",
+		"REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer) FROM PUBLIC",
+		"REVOKE SELECT ON pg_catalog.pg_stat_user_tables, pg_catalog.pg_stat_all_tables, pg_catalog.pg_statio_user_tables, pg_catalog.pg_statio_all_tables FROM PUBLIC",
+		"REVOKE EXECUTE ON FUNCTION pg_catalog.lo_create(oid), pg_catalog.lo_creat(integer), pg_catalog.lo_from_bytea(oid, bytea), pg_catalog.lo_import(text), pg_catalog.lo_import(text, oid) FROM PUBLIC",
+		"ALTER DATABASE " + pgx.Identifier{d.DB.Name}.Sanitize() + " SET temp_file_limit = '1GB'",
+	} {
+		_, err := conn.Exec(ctx, s)
+		require.NoError(t, err, s)
+	}
+	rep := isotest.Run(t, &isotest.Target{Router: d.Router, Provisioner: d.Provisioner, Admin: d.Admin}, nil)
+	got := map[string]isotest.Verdict{}
+	for _, r := range rep.Results {
+		got[r.ID] = r.Verdict
+	}
+	for _, id := range []string{"ROLE-005", "META-006", "META-008", "LO-004", "DOS-006"} {
+		require.Equal(t, isotest.Pass, got[id], "%s must be blocked once the superuser hardening is in place", id)
+	}
+	for _, h := range rep.Hardening {
+		require.True(t, h.InPlace, "%s: %s", h.Name, h.Detail)
+	}
 }

@@ -162,7 +162,7 @@ func readHardening(ctx context.Context, e *env, t *Target) []HardeningCheck {
 			"SELECT NOT has_function_privilege('public', 'pg_catalog.lo_from_bytea(oid,bytea)', 'EXECUTE')",
 			"REVOKE EXECUTE ON FUNCTION lo_create(oid), lo_creat(integer), lo_from_bytea(oid, bytea), lo_import(text) FROM PUBLIC (superuser)"},
 		{"lo_compat_privileges off", "SELECT current_setting('lo_compat_privileges') = 'off'", "ALTER SYSTEM SET lo_compat_privileges = off (superuser)"},
-		{"temp_file_limit set", "SELECT current_setting('temp_file_limit') <> '-1'", "ALTER DATABASE ... SET temp_file_limit = '1GB' (superuser)"},
+		{"temp_file_limit set", "SELECT current_setting('temp_file_limit') <> '-1' OR EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase, unnest(s.setconfig) c WHERE d.datname = current_database() AND s.setrole = 0 AND c LIKE 'temp_file_limit=%' AND c <> 'temp_file_limit=-1')", "ALTER DATABASE ... SET temp_file_limit = '1GB' (superuser)"},
 		{"gateway NOINHERIT, no SUPERUSER/CREATEROLE/CREATEDB/BYPASSRLS",
 			"SELECT coalesce((SELECT NOT (rolinherit OR rolsuper OR rolcreaterole OR rolcreatedb OR rolbypassrls) FROM pg_roles WHERE rolname = " + quoteLit(gw) + "), false)",
 			"ALTER ROLE <gateway> NOINHERIT NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS"},
