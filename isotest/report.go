@@ -210,7 +210,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		b.WriteByte('\n')
 	}
-	fmt.Fprintf(&b, "\nWhat %s does not protect against:\n", r.Mode)
+	fmt.Fprintf(&b, "\nWhat %s protects against, and what it does not:\n", r.Mode)
 	for _, s := range r.ModeRisks {
 		fmt.Fprintf(&b, "  - %s\n", s)
 	}
