@@ -229,6 +229,76 @@ func init() {
 				return []string{"SELECT most_common_vals::text FROM pg_stats WHERE schemaname = " + quoteLit(e.b.t.Schema)}
 			}),
 		},
+		&Attack{
+			ID: "META-013", Class: ClassMetadata, Severity: SeverityMedium,
+			Title:       "Lock-wait timing oracle on the victim's table",
+			Description: "If a statement waited for a lock on the victim's table before its privileges were checked, its latency (or a lock timeout) would reveal the victim's activity. Without USAGE on the victim's schema the name does not even resolve.",
+			Action:      "B: LOCK TABLE bh_isotest_canary IN ACCESS EXCLUSIVE MODE (held); A: SET lock_timeout = '500ms'; SELECT 1 FROM <B>.bh_isotest_canary, timed",
+			Expect:      expectAll(Blocked),
+			run: func(ctx context.Context, e *env) Observation {
+				release, err := e.hold(ctx, e.b, func(db DB) error {
+					if !e.transactional() {
+						if _, err := db.Exec(ctx, "BEGIN"); err != nil {
+							return err
+						}
+					}
+					_, err := db.Exec(ctx, "LOCK TABLE "+e.b.table()+" IN ACCESS EXCLUSIVE MODE")
+					return err
+				}, func(db DB) {
+					if !e.transactional() {
+						_, _ = db.Exec(ctx, "ROLLBACK")
+					}
+				})
+				if err != nil {
+					return failed(err)
+				}
+				start := time.Now()
+				_, qerr := e.runAs(ctx, e.a, "SET lock_timeout = '500ms'", "SELECT 1 FROM "+e.b.table())
+				took := time.Since(start)
+				_ = release()
+				switch {
+				case qerr == nil:
+					return observed(LeakedData, "the victim's table was readable")
+				case sqlState(qerr) == "55P03" || took >= 400*time.Millisecond:
+					return observed(SideChannel, "the attacker waited %s for the victim's lock (%s)", took.Round(time.Millisecond), refused(qerr))
+				}
+				return observed(Blocked, "refused after %s without waiting for the victim's lock (%s)", took.Round(time.Millisecond), refused(qerr))
+			},
+		},
+		&Attack{
+			ID: "META-014", Class: ClassMetadata, Severity: SeverityLow,
+			Title:       "See the victim's table locks in pg_locks",
+			Description: "pg_locks lists every session's relation locks to every role: a tenant sees when another tenant's tables are locked (a migration, a long transaction).",
+			Action:      "B: LOCK TABLE bh_isotest_canary (held); A: SELECT relation::regclass, mode FROM pg_locks",
+			Expect:      expectAll(SideChannel), Residual: residualActivity,
+			run: func(ctx context.Context, e *env) Observation {
+				release, err := e.hold(ctx, e.b, func(db DB) error {
+					if !e.transactional() {
+						if _, err := db.Exec(ctx, "BEGIN"); err != nil {
+							return err
+						}
+					}
+					_, err := db.Exec(ctx, "LOCK TABLE "+e.b.table()+" IN SHARE MODE")
+					return err
+				}, func(db DB) {
+					if !e.transactional() {
+						_, _ = db.Exec(ctx, "ROLLBACK")
+					}
+				})
+				if err != nil {
+					return failed(err)
+				}
+				out, qerr := e.runAs(ctx, e.a, "SELECT l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "+quoteLit(e.b.t.Schema)+" AND c.relname = "+quoteLit(canaryTable))
+				_ = release()
+				if qerr != nil {
+					return observed(Blocked, "%s", refused(qerr))
+				}
+				if strings.Contains(out, "ShareLock") {
+					return observed(SideChannel, "saw the victim's ShareLock on its table")
+				}
+				return observed(Blocked, "the victim's lock is not visible")
+			},
+		},
 	)
 }
 

@@ -300,6 +300,17 @@ func init() {
 			}),
 		},
 		&Attack{
+			ID: "PROTO-007", Class: ClassProtocol, Severity: SeverityCritical,
+			Title:       "Stacked statements through Exec without arguments (pgx uses the simple protocol)",
+			Description: "pgx sends a query with no arguments through the simple protocol, which runs every statement in the string: SQL built by concatenation and run with Exec(sql) can carry a SET ROLE. Use arguments, never concatenation.",
+			Action:      "Exec(\"SELECT 1; SET ROLE <B role>\") with no arguments, then SELECT current_user",
+			Expect:      expectShared(LeakedData, Blocked), Residual: residualSharedPool,
+			run: protoAttack(func(ctx context.Context, e *env, db DB) (string, error) {
+				_, err := db.Exec(ctx, "SELECT 1; SET ROLE "+quoteIdent(e.b.t.Role))
+				return "", err
+			}),
+		},
+		&Attack{
 			ID: "PROTO-006", Class: ClassProtocol, Severity: SeverityHigh,
 			Title:       "pgx version with known SQL-injection or protocol CVEs",
 			Description: "pgx v5 before v5.5.4 is affected by CVE-2024-27289 (simple-protocol comment injection) and CVE-2024-27304 (message size overflow letting a large value smuggle protocol messages).",
@@ -309,7 +320,7 @@ func init() {
 				v := pgxVersion()
 				parts, ok := parseVersion(v)
 				if !ok {
-					return observed(Blocked, "pgx version %q not known (not checked)", v)
+					return observed(NotApplicable, "pgx version %q not recorded in this binary (test binaries carry no dependency versions); not checked", v)
 				}
 				if parts[0] == 5 && (parts[1] < 5 || parts[1] == 5 && parts[2] < 4) {
 					return observed(Write, "pgx %s is older than v5.5.4 (CVE-2024-27289, CVE-2024-27304)", v)

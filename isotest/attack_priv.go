@@ -12,12 +12,12 @@ func init() {
 		&Attack{
 			ID: "PRIV-001", Class: ClassGatewayPriv, Severity: SeverityCritical,
 			Title:       "Gateway role attributes after RESET ROLE",
-			Description: "The login the pool uses must be NOINHERIT (or it would hold every tenant's privileges at once) and have no SUPERUSER, CREATEROLE, CREATEDB, BYPASSRLS or REPLICATION.",
+			Description: "The login the pool uses must have no SUPERUSER, CREATEROLE, CREATEDB, BYPASSRLS or REPLICATION, and must be NOINHERIT when it is a member of other tenants' roles (or it would hold every tenant's privileges at once).",
 			Action:      "RESET ROLE; SELECT rolinherit, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication FROM pg_roles WHERE rolname = current_user",
 			Expect:      expectAll(Blocked),
 			run: func(ctx context.Context, e *env) Observation {
 				out, err := e.runAs(ctx, e.a, "RESET ROLE",
-					"SELECT concat_ws(',', CASE WHEN rolinherit THEN 'INHERIT' END, CASE WHEN rolsuper THEN 'SUPERUSER' END, CASE WHEN rolcreaterole THEN 'CREATEROLE' END, CASE WHEN rolcreatedb THEN 'CREATEDB' END, CASE WHEN rolbypassrls THEN 'BYPASSRLS' END, CASE WHEN rolreplication THEN 'REPLICATION' END) FROM pg_roles WHERE rolname = current_user")
+					"SELECT concat_ws(',', CASE WHEN rolinherit AND pg_has_role(current_user, "+quoteLit(e.b.t.Role)+", 'MEMBER') THEN 'INHERIT (and a member of the victim''s role)' END, CASE WHEN rolsuper THEN 'SUPERUSER' END, CASE WHEN rolcreaterole THEN 'CREATEROLE' END, CASE WHEN rolcreatedb THEN 'CREATEDB' END, CASE WHEN rolbypassrls THEN 'BYPASSRLS' END, CASE WHEN rolreplication THEN 'REPLICATION' END) FROM pg_roles WHERE rolname = current_user")
 				if err != nil {
 					return failed(err)
 				}

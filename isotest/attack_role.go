@@ -167,6 +167,43 @@ func init() {
 				return observed(Blocked, "CREATE FUNCTION refused in the tenant's schema and in public")
 			},
 		},
+		&Attack{
+			ID: "ROLE-010", Class: ClassRoleEscape, Severity: SeverityCritical,
+			Title:       "SET ROLE NONE and SET SESSION AUTHORIZATION DEFAULT, then read the victim's table",
+			Description: "The other spellings of 'back to the login role' must land on the same powerless gateway as RESET ROLE.",
+			Action:      "SET ROLE NONE; SELECT ...; SET SESSION AUTHORIZATION DEFAULT; SELECT ... FROM <B schema>.bh_isotest_canary",
+			Expect:      expectAll(Blocked),
+			run: func(ctx context.Context, e *env) Observation {
+				for _, s := range []string{"SET ROLE NONE", "SET SESSION AUTHORIZATION DEFAULT", "SET LOCAL ROLE NONE"} {
+					out, err := e.runAs(ctx, e.a, s, "SELECT secret FROM "+e.b.table())
+					if o := e.classifyRead(out, err); o.Outcome != Blocked || o.Err != nil {
+						o.Evidence = s + ": " + o.Evidence
+						return o
+					}
+				}
+				return observed(Blocked, "every variant landed on a role that cannot read the victim's table")
+			},
+		},
+		&Attack{
+			ID: "ROLE-011", Class: ClassRoleEscape, Severity: SeverityHigh,
+			Title:       "SECURITY DEFINER function without a pinned search_path",
+			Description: "A SECURITY DEFINER function that resolves names through the caller's search_path can be tricked into running the caller's objects with the owner's rights (the pattern behind CVE-2007-2138 and CVE-2018-1058). Lists every such function the tenant or the gateway may execute.",
+			Action:      "SELECT oid::regprocedure FROM pg_proc WHERE prosecdef AND no search_path in proconfig AND has_function_privilege(current_user, oid, 'EXECUTE'), before and after RESET ROLE",
+			Expect:      expectAll(Blocked),
+			run: func(ctx context.Context, e *env) Observation {
+				q := "SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p WHERE p.prosecdef AND NOT EXISTS (SELECT 1 FROM unnest(coalesce(p.proconfig, '{}')) c WHERE c LIKE 'search_path=%') AND has_function_privilege(current_user, p.oid, 'EXECUTE')"
+				for _, pre := range []string{"SELECT 1", "RESET ROLE"} {
+					out, err := e.runAs(ctx, e.a, pre, q)
+					if err != nil {
+						return failed(err)
+					}
+					if s := strings.TrimSpace(out); s != "" && s != "<nil>" {
+						return observed(Write, "executable SECURITY DEFINER functions without a pinned search_path (after %s): %s", pre, s)
+					}
+				}
+				return observed(Blocked, "every SECURITY DEFINER function the tenant or the gateway may execute pins search_path")
+			},
+		},
 	)
 }
 

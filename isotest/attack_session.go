@@ -78,7 +78,7 @@ func hygiene(l leftover) func(context.Context, *env) Observation {
 			}
 			return observed(Blocked, "on the victim's former backend (pid %d) nothing of the victim remained", pidB)
 		}
-		return failed(fmt.Errorf("the attacker was never handed the victim's backend in 5 tries (is the pool busy?)"))
+		return notShared(e)
 	}
 }
 
@@ -230,6 +230,21 @@ func init() {
 			Expect:      expectShared(Blocked, Blocked),
 			run:         openTxAttack,
 		},
+		&Attack{
+			ID: "HYG-013", Class: ClassSessionState, Severity: SeverityLow,
+			Title:       "Custom setting name survives RESET ALL (existence oracle)",
+			Description: "PostgreSQL keeps a custom setting's name defined for the backend's lifetime; RESET ALL and DISCARD ALL clear its value only. On the same pooled backend, current_setting(name, true) returns '' instead of NULL for a name an earlier tenant used: a guessed name can be confirmed.",
+			Action:      "B: SET bh_isotest.<canary> = 'x'; A on the same backend: SELECT current_setting('bh_isotest.<canary>', true) IS NOT NULL",
+			Expect:      expectShared(SideChannel, Blocked), Residual: "PostgreSQL cannot undefine a custom setting inside a session, so on a shared pooled connection a later tenant can test whether a setting name it guesses was used before (values are reset). Keep data out of custom setting names (use fixed names such as app.user_id). TenantLogin never shares a connection between tenants.",
+			run: hygiene(leftover{
+				plant: func(e *env) []string { return []string{"SET bh_isotest." + e.b.guc + " = 'x'"} },
+				probe: func(e *env) string {
+					return "SELECT CASE WHEN current_setting('bh_isotest." + e.b.guc + "', true) IS NOT NULL THEN 'defined: " + e.b.guc + "' END"
+				},
+				canaries: func(e *env) []string { return []string{e.b.guc} },
+				leak:     SideChannel,
+			}),
+		},
 	)
 }
 
@@ -298,7 +313,17 @@ func stmtCacheAttack(ctx context.Context, e *env) Observation {
 		}
 		return observed(Blocked, "the attacker's query returned its own result %q on backend %d", got, pidA)
 	}
-	return failed(fmt.Errorf("could not keep attacker and victim on one backend in 5 tries"))
+	return notShared(e)
+}
+
+// notShared is the result of a session-state attack that never got the
+// attacker onto the victim's backend: expected in TenantLogin (a pool per
+// tenant), suspicious in the shared-pool modes, where it would hide leaks.
+func notShared(e *env) Observation {
+	if e.mode == ModeTenantLogin {
+		return observed(Blocked, "the attacker was never handed a backend the victim used (a pool per tenant)")
+	}
+	return failed(fmt.Errorf("the attacker was never handed the victim's backend in 5 tries (is the pool busy?)"))
 }
 
 // openTxAttack is HYG-012.
