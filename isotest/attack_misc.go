@@ -311,9 +311,20 @@ func init() {
 			}),
 		},
 		&Attack{
+			ID: "PROTO-008", Class: ClassProtocol, Severity: SeverityCritical,
+			Title:       "Placeholder inside a dollar-quoted literal in simple protocol (CVE-2026-41889)",
+			Description: "pgx before v5.9.2 substituted placeholders inside dollar-quoted string literals in simple-protocol SQL, so a value containing the closing tag ended the literal and ran the attacker's SQL (GHSA-j88v-2chj-qfwx).",
+			Action:      "Exec(\"SELECT $tag$ $1 $tag$, $1::text\", simple protocol, \"$tag$; SET ROLE <B role>; --\")",
+			Expect:      expectAll(Blocked),
+			run: protoAttack(func(ctx context.Context, e *env, db DB) (string, error) {
+				_, err := db.Exec(ctx, "SELECT $tag$ $1 $tag$, $1::text", pgx.QueryExecModeSimpleProtocol, "$tag$; SET ROLE "+quoteIdent(e.b.t.Role)+"; --")
+				return "", err
+			}),
+		},
+		&Attack{
 			ID: "PROTO-006", Class: ClassProtocol, Severity: SeverityHigh,
 			Title:       "pgx version with known SQL-injection or protocol CVEs",
-			Description: "pgx v5 before v5.5.4 is affected by CVE-2024-27289 (simple-protocol comment injection) and CVE-2024-27304 (message size overflow letting a large value smuggle protocol messages).",
+			Description: "pgx v5 before v5.5.4 is affected by CVE-2024-27289 (simple-protocol comment injection) and CVE-2024-27304 (message size overflow letting a large value smuggle protocol messages); before v5.9.2 by CVE-2026-41889 (placeholders inside dollar-quoted literals).",
 			Action:      "read the pgx version linked into this binary",
 			Expect:      expectAll(Blocked),
 			run: func(context.Context, *env) Observation {
@@ -322,10 +333,10 @@ func init() {
 				if !ok {
 					return observed(NotApplicable, "pgx version %q not recorded in this binary (test binaries carry no dependency versions); not checked", v)
 				}
-				if parts[0] == 5 && (parts[1] < 5 || parts[1] == 5 && parts[2] < 4) {
-					return observed(Write, "pgx %s is older than v5.5.4 (CVE-2024-27289, CVE-2024-27304)", v)
+				if parts[0] == 5 && (parts[1] < 9 || parts[1] == 9 && parts[2] < 2) {
+					return observed(Write, "pgx %s is older than v5.9.2 (CVE-2024-27289 and CVE-2024-27304 fixed in v5.5.4, CVE-2026-41889 in v5.9.2)", v)
 				}
-				return observed(Blocked, "pgx %s includes the fixes of v5.5.4", v)
+				return observed(Blocked, "pgx %s includes the fixes of v5.5.4 and v5.9.2", v)
 			},
 		},
 	)

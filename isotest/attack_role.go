@@ -204,9 +204,37 @@ func init() {
 				return observed(Blocked, "every SECURITY DEFINER function the tenant or the gateway may execute pins search_path")
 			},
 		},
+		&Attack{
+			ID: "ROLE-012", Class: ClassRoleEscape, Severity: SeverityHigh,
+			Title:       "Role after rolling back SET SESSION AUTHORIZATION (CVE-2024-10978)",
+			Description: "Before PostgreSQL 17.2/16.6/15.10/14.15/13.18 rolling back a SET SESSION AUTHORIZATION reverted to SET ROLE NONE instead of the previous role. Whatever role the session ends on must still not read the victim.",
+			Action:      "SAVEPOINT s; SET SESSION AUTHORIZATION DEFAULT; ROLLBACK TO SAVEPOINT s; SELECT current_user; SELECT secret FROM <B schema>.bh_isotest_canary",
+			Expect:      expectAll(Blocked),
+			run: func(ctx context.Context, e *env) Observation {
+				var user string
+				var out string
+				var rerr error
+				err := e.do(ctx, e.a, func(db DB) error {
+					for _, s := range []string{"SAVEPOINT bh_isotest", "SET SESSION AUTHORIZATION DEFAULT", "ROLLBACK TO SAVEPOINT bh_isotest"} {
+						if _, err := db.Exec(ctx, s); err != nil {
+							return err
+						}
+					}
+					if err := db.QueryRow(ctx, "SELECT current_user").Scan(&user); err != nil {
+						return err
+					}
+					out, rerr = queryAll(ctx, db, "SELECT secret FROM "+e.b.table())
+					return nil
+				})
+				if err != nil {
+					return failed(err)
+				}
+				o := e.classifyRead(out, rerr)
+				o.Evidence = fmt.Sprintf("current_user after the rollback: %s; %s", user, o.Evidence)
+				return o
+			},
+		},
 	)
 }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-
-var _ = fmt.Sprintf
