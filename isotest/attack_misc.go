@@ -424,8 +424,8 @@ func checkoutCapAttack(ctx context.Context, e *env) Observation {
 		var err error
 		select {
 		case err = <-ready:
-		case <-time.After(6 * time.Second):
-			err = fmt.Errorf("no connection within 6s")
+		case <-time.After(2 * time.Second):
+			err = fmt.Errorf("no connection within 2s")
 		}
 		if err != nil {
 			cancel()
@@ -438,7 +438,7 @@ func checkoutCapAttack(ctx context.Context, e *env) Observation {
 		releases = append(releases, func() { close(done); <-finished; cancel() })
 		mu.Unlock()
 	}
-	bctx, cancel := context.WithTimeout(ctx, 6*time.Second)
+	bctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	berr := e.scope.Do(bctx, e.b.t.ID, func(db DB) error { _, err := db.Exec(bctx, "SELECT 1"); return err })
 	switch {
