@@ -27,8 +27,11 @@ type Scope interface {
 	// Mode names the isolation mode, as keyed in Attack.Expect.
 	Mode() string
 	// Do runs fn on a handle scoped to tenant id and releases it when fn
-	// returns. A transactional scope commits when fn returns nil and rolls
-	// back otherwise.
+	// returns. A transactional scope (mode TxLocal) commits when fn returns
+	// nil and rolls back otherwise; a session scope must close, not reuse, a
+	// connection released inside a transaction. The harness relies on both to
+	// undo its write attempts: it returns an error from fn, or leaves a
+	// transaction open, after each attack.
 	Do(ctx context.Context, id tenancy.ID, fn func(DB) error) error
 }
 
