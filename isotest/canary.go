@@ -116,17 +116,20 @@ func (e *env) cleanup(ctx context.Context) error {
 var errDiscard = errors.New("isotest: discard the unit of work")
 
 // do runs fn as p and leaves nothing behind: a transactional unit of work is
-// rolled back; a session runs fn inside a transaction it never commits, which
-// also makes the router (or pgxpool) destroy the connection instead of
-// reusing it. That keeps what an attack wrote or did to its session (SET
-// ROLE, say) out of the database and out of the next attack.
+// rolled back; a session runs fn inside a transaction it rolls back. That
+// keeps what an attack wrote or did to its session (SET ROLE, SET, set_config
+// are all transactional) out of the database and out of the next attack. If
+// the rollback fails, the connection is left inside a transaction, which
+// makes the router (or pgxpool) close it instead of reusing it.
 func (e *env) do(ctx context.Context, p *party, fn func(DB) error) error {
 	err := e.scope.Do(ctx, p.t.ID, func(db DB) error {
 		if !e.transactional() {
 			if _, err := db.Exec(ctx, "BEGIN"); err != nil {
 				return err
 			}
-			return fn(db)
+			ferr := fn(db)
+			_, _ = db.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+			return ferr
 		}
 		if err := fn(db); err != nil {
 			return err

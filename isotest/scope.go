@@ -30,8 +30,8 @@ type Scope interface {
 	// returns. A transactional scope (mode TxLocal) commits when fn returns
 	// nil and rolls back otherwise; a session scope must close, not reuse, a
 	// connection released inside a transaction. The harness relies on both to
-	// undo its write attempts: it returns an error from fn, or leaves a
-	// transaction open, after each attack.
+	// undo its write attempts: it returns an error from fn (transactional) or
+	// wraps fn in BEGIN ... ROLLBACK (session) after each attack.
 	Do(ctx context.Context, id tenancy.ID, fn func(DB) error) error
 }
 
