@@ -141,11 +141,11 @@ type Attack struct {
 	// accepted and what closes it.
 	Residual string
 
-	run func(ctx context.Context, e *env) Observation
+	run func(ctx context.Context, e *env) observation
 }
 
-// Observation is what one attack saw.
-type Observation struct {
+// observation is what one attack saw.
+type observation struct {
 	Outcome Outcome
 	// Evidence is what the attack saw, e.g. the error or the canary it read.
 	Evidence string
@@ -153,14 +153,14 @@ type Observation struct {
 	Err error
 }
 
-func observed(o Outcome, format string, args ...any) Observation {
-	return Observation{Outcome: o, Evidence: fmt.Sprintf(format, args...)}
+func observed(o Outcome, format string, args ...any) observation {
+	return observation{Outcome: o, Evidence: fmt.Sprintf(format, args...)}
 }
 
-func failed(err error) Observation { return Observation{Err: err} }
+func failed(err error) observation { return observation{Err: err} }
 
 // judge compares an observation with an expectation.
-func judge(obs Observation, exp Outcome) Verdict {
+func judge(obs observation, exp Outcome) Verdict {
 	switch {
 	case obs.Err != nil:
 		return Error

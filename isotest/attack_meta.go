@@ -69,7 +69,7 @@ func init() {
 			Description: "pg_namespace, pg_class and pg_attribute are readable by every role.",
 			Action:      "SELECT nspname, relname, attname FROM pg_namespace JOIN pg_class ... WHERE nspname = <B schema>",
 			Expect:      expectAll(LeakedMetadata), Residual: residualCatalog,
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				out, err := e.runAs(ctx, e.a, "SELECT n.nspname, c.relname, a.attname FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 WHERE n.nspname = "+quoteLit(e.b.t.Schema))
 				if err != nil {
 					return observed(Blocked, "%s", refused(err))
@@ -106,7 +106,7 @@ func init() {
 			Description: "pg_class.reltuples and relpages (updated by ANALYZE and autovacuum) are readable by every role.",
 			Action:      "SELECT reltuples FROM pg_class WHERE oid = '<B>.bh_isotest_canary'::regclass",
 			Expect:      expectAll(SideChannel), Residual: residualActivity,
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				out, err := e.runAs(ctx, e.a, "SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "+quoteLit(e.b.t.Schema)+" AND c.relname = "+quoteLit(canaryTable))
 				if err != nil {
 					return observed(Blocked, "%s", refused(err))
@@ -123,7 +123,7 @@ func init() {
 			Description: "The router's catalog function is executable by the gateway. After RESET ROLE a tenant can map a known tenant ID to its schema, role, status and limits, and test whether IDs exist.",
 			Action:      "RESET ROLE; SELECT * FROM bulkhead.route_tenant('<B id>')",
 			Expect:      expectShared(LeakedMetadata, Blocked), Residual: "The router's catalog function route_tenant is executable by the shared gateway login. In SessionRole and TxLocal, SQL the tenant controls can RESET ROLE to that login and resolve a tenant ID it already knows to the opaque schema and role names, status and limits, or test whether an ID exists. It reveals no tenant data.",
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				out, err := e.runAs(ctx, e.a, "RESET ROLE", "SELECT * FROM "+quoteIdent(e.prov.Config().ControlSchema)+".route_tenant("+quoteLit(string(e.b.t.ID))+")")
 				if err != nil {
 					return observed(Blocked, "%s", refused(err))
@@ -140,7 +140,7 @@ func init() {
 			Description: "The cumulative statistics views show every table's insert/update/delete counts and scan times to every role unless revoked (superuser; provision.Init reports it).",
 			Action:      "SELECT n_tup_ins, n_live_tup, last_analyze FROM pg_stat_user_tables WHERE schemaname = <B schema>",
 			Expect:      expectAll(SideChannel), Residual: residualActivity,
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				out, err := e.runAs(ctx, e.a, "SELECT relname, n_tup_ins, n_live_tup, last_analyze FROM pg_stat_user_tables WHERE schemaname = "+quoteLit(e.b.t.Schema))
 				if err != nil {
 					return observed(Blocked, "%s", refused(err))
@@ -173,7 +173,7 @@ func init() {
 			Description: "pg_locks is readable by every role and shows every session's locks, advisory keys included.",
 			Action:      "B holds pg_advisory_lock(<key>); A: SELECT classid, objid FROM pg_locks WHERE locktype = 'advisory'",
 			Expect:      expectAll(SideChannel), Residual: residualActivity,
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				key := strconv.FormatInt(e.b.lockKey, 10)
 				release, err := e.hold(ctx, e.b, func(db DB) error {
 					_, err := db.Exec(ctx, "SELECT pg_advisory_lock("+key+")")
@@ -207,7 +207,7 @@ func init() {
 			Description: "Different errors for an existing but forbidden table and a missing one tell a tenant which names exist (the catalog says so anyway).",
 			Action:      "SELECT 1 FROM <B>.bh_isotest_canary; SELECT 1 FROM <B>.no_such_table",
 			Expect:      expectAll(LeakedMetadata), Residual: residualCatalog,
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				_, err1 := e.runAs(ctx, e.a, "SELECT 1 FROM "+e.b.table())
 				_, err2 := e.runAs(ctx, e.a, "SELECT 1 FROM "+e.b.schema()+".bh_isotest_no_such_table")
 				if err1 == nil {
@@ -235,7 +235,7 @@ func init() {
 			Description: "If a statement waited for a lock on the victim's table before its privileges were checked, its latency (or a lock timeout) would reveal the victim's activity. Without USAGE on the victim's schema the name does not even resolve.",
 			Action:      "B: LOCK TABLE bh_isotest_canary IN ACCESS EXCLUSIVE MODE (held); A: SET lock_timeout = '500ms'; SELECT 1 FROM <B>.bh_isotest_canary, timed",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				release, err := e.hold(ctx, e.b, func(db DB) error {
 					if !e.transactional() {
 						if _, err := db.Exec(ctx, "BEGIN"); err != nil {
@@ -271,7 +271,7 @@ func init() {
 			Description: "pg_locks lists every session's relation locks to every role: a tenant sees when another tenant's tables are locked (a migration, a long transaction).",
 			Action:      "B: LOCK TABLE bh_isotest_canary (held); A: SELECT relation::regclass, mode FROM pg_locks",
 			Expect:      expectAll(SideChannel), Residual: residualActivity,
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				release, err := e.hold(ctx, e.b, func(db DB) error {
 					if !e.transactional() {
 						if _, err := db.Exec(ctx, "BEGIN"); err != nil {
@@ -303,8 +303,8 @@ func init() {
 }
 
 // activityAttack is META-007 (resetRole false) and META-008.
-func activityAttack(resetRole bool) func(context.Context, *env) Observation {
-	return func(ctx context.Context, e *env) Observation {
+func activityAttack(resetRole bool) func(context.Context, *env) observation {
+	return func(ctx context.Context, e *env) observation {
 		release, err := e.hold(ctx, e.b, func(db DB) error {
 			_, err := queryAll(ctx, db, "SELECT "+literal(e.b.query)+"::text")
 			return err
@@ -322,7 +322,7 @@ func activityAttack(resetRole bool) func(context.Context, *env) Observation {
 	}
 }
 
-func statDatabaseAttack(ctx context.Context, e *env) Observation {
+func statDatabaseAttack(ctx context.Context, e *env) observation {
 	const q = "SELECT pg_stat_clear_snapshot(), (SELECT tup_inserted FROM pg_stat_database WHERE datname = current_database())"
 	read := func() (int64, error) {
 		var n int64

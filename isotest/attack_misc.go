@@ -17,7 +17,7 @@ import (
 const residualTenantSQL = "PostgreSQL lets every session raise its own work_mem and lift its own statement_timeout, and has no per-role CPU or I/O quota. A tenant that runs arbitrary SQL can therefore use more than its share, in every mode, until the router's per-tenant checkout cap stops it from taking more connections. Keep tenant input out of SQL text, or watch per-tenant load."
 
 // hostileID tries to route with id and reports whether it reached a tenant.
-func hostileID(ctx context.Context, e *env, id tenancy.ID) Observation {
+func hostileID(ctx context.Context, e *env, id tenancy.ID) observation {
 	var user string
 	err := e.do(ctx, e.a, func(DB) error { return nil }) // warm the scope, so the next error is about id
 	if err != nil {
@@ -40,7 +40,7 @@ func hostileID(ctx context.Context, e *env, id tenancy.ID) Observation {
 func init() {
 	id := func(idn, title, desc, action string, mk func(e *env) []tenancy.ID) *Attack {
 		return &Attack{ID: idn, Class: ClassIdentifier, Severity: SeverityCritical, Title: title, Description: desc, Action: action,
-			Expect: expectAll(Blocked), run: func(ctx context.Context, e *env) Observation {
+			Expect: expectAll(Blocked), run: func(ctx context.Context, e *env) observation {
 				var ev []string
 				for _, id := range mk(e) {
 					o := hostileID(ctx, e, id)
@@ -83,7 +83,7 @@ func init() {
 			Description: "Provisioning must reject over-long, quoted, NUL-carrying and non-ASCII IDs before any SQL runs, so no two tenants can collide in a truncated name.",
 			Action:      "Provisioner.Create(64-byte ID / quote / NUL / 'İ')",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				for _, bad := range []tenancy.ID{
 					tenancy.ID("isotest-" + strings.Repeat("x", 56)),
 					`isotest-"; DROP SCHEMA public; --`,
@@ -108,7 +108,7 @@ func init() {
 			Description: "Schema and role names are visible to every tenant (META-001); they must not reveal the tenant's business ID, and must fit in 63 bytes so PostgreSQL never truncates them.",
 			Action:      "compare <B schema>, <B role> with <B id>; check lengths",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				b := e.b.t
 				switch {
 				case len(b.Schema) > 63 || len(b.Role) > 63:
@@ -128,7 +128,7 @@ func init() {
 			Description: "Without a statement timeout one tenant's runaway query holds a pooled connection forever. The router applies Config.StatementTimeout or the tenant's Limits.StatementTimeout at every switch.",
 			Action:      "SHOW statement_timeout; SELECT pg_sleep(timeout + 0.3s)",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				var ms int64
 				if err := e.do(ctx, e.a, func(db DB) error {
 					return db.QueryRow(ctx, "SELECT setting::bigint FROM pg_settings WHERE name = 'statement_timeout'").Scan(&ms)
@@ -170,7 +170,7 @@ func init() {
 			Description: "Advisory locks are database-wide and need no privilege: a tenant that takes the key another tenant uses (visible in pg_locks, META-009) blocks it.",
 			Action:      "A: SELECT pg_advisory_lock(<B's key>); B: SELECT pg_try_advisory_xact_lock(<key>)",
 			Expect:      expectAll(DoS), Residual: "Advisory locks have no privileges in PostgreSQL. Derive lock keys from the tenant's schema (so tenants cannot collide by accident) and do not rely on them for isolation between tenants.",
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				key := strconv.FormatInt(e.b.lockKey, 10)
 				release, err := e.hold(ctx, e.a, func(db DB) error {
 					_, err := db.Exec(ctx, "SELECT pg_advisory_lock("+key+")")
@@ -206,7 +206,7 @@ func init() {
 			Description: "A sort or hash that spills writes temporary files, even without TEMP privilege; temp_file_limit (superuser-set, tenants cannot raise it) bounds them per session.",
 			Action:      "SHOW temp_file_limit; SET temp_file_limit = -1",
 			Expect:      expectAll(DoS), Residual: "Set temp_file_limit (ALTER DATABASE ... SET temp_file_limit, as a superuser) to bound the disk one session can fill; tenants cannot raise it.",
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				if _, err := e.runAs(ctx, e.a, "SET temp_file_limit = -1"); err == nil {
 					return observed(DoS, "the tenant could lift temp_file_limit")
 				}
@@ -327,7 +327,7 @@ func init() {
 			Description: "pgx v5 before v5.5.4 is affected by CVE-2024-27289 (simple-protocol comment injection) and CVE-2024-27304 (message size overflow letting a large value smuggle protocol messages); before v5.9.2 by CVE-2026-41889 (placeholders inside dollar-quoted literals).",
 			Action:      "read the pgx version linked into this binary",
 			Expect:      expectAll(Blocked),
-			run: func(context.Context, *env) Observation {
+			run: func(context.Context, *env) observation {
 				v := pgxVersion()
 				parts, ok := parseVersion(v)
 				if !ok {
@@ -352,8 +352,8 @@ func (e errProtoRefused) Unwrap() error { return e.err }
 
 // protoAttack runs fn as A, then checks that the session is still A's role:
 // any switch to the victim's role is a leak.
-func protoAttack(fn func(ctx context.Context, e *env, db DB) (string, error)) func(context.Context, *env) Observation {
-	return func(ctx context.Context, e *env) Observation {
+func protoAttack(fn func(ctx context.Context, e *env, db DB) (string, error)) func(context.Context, *env) observation {
+	return func(ctx context.Context, e *env) observation {
 		var ferr error
 		var user string
 		err := e.do(ctx, e.a, func(db DB) error {
@@ -387,7 +387,7 @@ func protoAttack(fn func(ctx context.Context, e *env, db DB) (string, error)) fu
 }
 
 // checkoutCapAttack is DOS-003.
-func checkoutCapAttack(ctx context.Context, e *env) Observation {
+func checkoutCapAttack(ctx context.Context, e *env) observation {
 	const maxHeld = 64
 	var (
 		mu       sync.Mutex

@@ -15,7 +15,7 @@ func init() {
 			Description: "The login the pool uses must have no SUPERUSER, CREATEROLE, CREATEDB, BYPASSRLS or REPLICATION, and must be NOINHERIT when it is a member of other tenants' roles (or it would hold every tenant's privileges at once).",
 			Action:      "RESET ROLE; SELECT rolinherit, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication FROM pg_roles WHERE rolname = current_user",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				out, err := e.runAs(ctx, e.a, "RESET ROLE",
 					"SELECT concat_ws(',', CASE WHEN rolinherit AND pg_has_role(current_user, "+quoteLit(e.b.t.Role)+", 'MEMBER') THEN 'INHERIT (and a member of the victim''s role)' END, CASE WHEN rolsuper THEN 'SUPERUSER' END, CASE WHEN rolcreaterole THEN 'CREATEROLE' END, CASE WHEN rolcreatedb THEN 'CREATEDB' END, CASE WHEN rolbypassrls THEN 'BYPASSRLS' END, CASE WHEN rolreplication THEN 'REPLICATION' END) FROM pg_roles WHERE rolname = current_user")
 				if err != nil {
@@ -33,7 +33,7 @@ func init() {
 			Description: "The gateway must own nothing and create nothing: no CREATE on the database or on any schema.",
 			Action:      "RESET ROLE; CREATE SCHEMA bh_isotest_gw; CREATE TABLE public.bh_isotest_gw (x int)",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				for _, s := range []string{"CREATE SCHEMA bh_isotest_gw", "CREATE TABLE public.bh_isotest_gw (x int)"} {
 					if _, err := e.runAs(ctx, e.a, "RESET ROLE", s); err == nil {
 						return observed(Write, "succeeded (rolled back by the harness): %s", s)
@@ -50,7 +50,7 @@ func init() {
 			Description: "Neither the tenant role nor the gateway holds ADMIN OPTION on tenant roles or grant options on tables; a GRANT without them only warns, so the harness checks the effect.",
 			Action:      "GRANT <B role> TO <A role>; GRANT SELECT ON bh_isotest_canary TO PUBLIC; then check has_table_privilege",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				out, err := e.runAs(ctx, e.a, "GRANT SELECT ON "+e.a.table()+" TO PUBLIC",
 					"SELECT has_table_privilege('public', "+quoteLit(e.a.table())+", 'SELECT')")
 				if err == nil && strings.TrimSpace(out) == "true" {
@@ -86,7 +86,7 @@ func init() {
 			Description: "pg_authid is superuser-only; CREATE ROLE needs CREATEROLE.",
 			Action:      "RESET ROLE; SELECT rolpassword FROM pg_authid; CREATE ROLE bh_isotest_evil",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				if out, err := e.runAs(ctx, e.a, "RESET ROLE", "SELECT rolname, rolpassword FROM pg_authid"); err == nil {
 					return observed(LeakedData, "read pg_authid: %s", abbrev(out))
 				}
@@ -102,7 +102,7 @@ func init() {
 			Description: "A tenant runtime role must be a member of no other tenant's role (a mistaken GRANT would let one tenant read another without touching the gateway).",
 			Action:      "SELECT pg_has_role(<A role>, <B role>, 'USAGE')",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				out, err := e.runAs(ctx, e.a, "SELECT pg_has_role(current_user, "+quoteLit(e.b.t.Role)+", 'MEMBER')")
 				if err != nil {
 					return failed(err)
@@ -119,8 +119,8 @@ func init() {
 // selfAlter runs stmt as the login role (after RESET ROLE) inside a unit of
 // work the harness discards. It is a DoS on other tenants only when that
 // login also serves the victim.
-func selfAlter(stmt, success string) func(context.Context, *env) Observation {
-	return func(ctx context.Context, e *env) Observation {
+func selfAlter(stmt, success string) func(context.Context, *env) observation {
+	return func(ctx context.Context, e *env) observation {
 		out, err := e.runAs(ctx, e.a, "RESET ROLE", "SELECT pg_has_role(current_user, "+quoteLit(e.b.t.Role)+", 'MEMBER')")
 		if err != nil {
 			return failed(err)

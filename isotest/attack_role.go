@@ -8,16 +8,16 @@ import (
 
 // readAttack runs the statements as A and classifies the output of the last
 // one by the victim canaries it contains.
-func readAttack(stmts func(e *env) []string) func(context.Context, *env) Observation {
-	return func(ctx context.Context, e *env) Observation {
+func readAttack(stmts func(e *env) []string) func(context.Context, *env) observation {
+	return func(ctx context.Context, e *env) observation {
 		out, err := e.runAs(ctx, e.a, stmts(e)...)
 		return e.classifyRead(out, err)
 	}
 }
 
 // succeedAttack runs the statements as A; their success is outcome kind.
-func succeedAttack(kind Outcome, stmts func(e *env) []string) func(context.Context, *env) Observation {
-	return func(ctx context.Context, e *env) Observation {
+func succeedAttack(kind Outcome, stmts func(e *env) []string) func(context.Context, *env) observation {
+	return func(ctx context.Context, e *env) observation {
 		ss := stmts(e)
 		_, err := e.runAs(ctx, e.a, ss...)
 		if err != nil {
@@ -30,7 +30,7 @@ func succeedAttack(kind Outcome, stmts func(e *env) []string) func(context.Conte
 	}
 }
 
-func (e *env) classifyRead(out string, err error) Observation {
+func (e *env) classifyRead(out string, err error) observation {
 	if err != nil {
 		if harnessBroken(err) {
 			return failed(err)
@@ -126,7 +126,7 @@ func init() {
 			Description: "Tries every superuser and the database owner; the gateway must be a member of none.",
 			Action:      "SET ROLE <each superuser and the database owner>",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				var targets []string
 				err := e.do(ctx, e.a, func(db DB) error {
 					out, err := queryAll(ctx, db, "SELECT quote_ident(rolname) FROM pg_roles WHERE rolsuper UNION SELECT quote_ident(r.rolname) FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = current_database()")
@@ -154,7 +154,7 @@ func init() {
 			Description: "A SECURITY DEFINER function runs with its owner's rights; a tenant that can create one anywhere can leave a back door. The tenant has no CREATE on any schema.",
 			Action:      "CREATE FUNCTION <own schema>.bh_isotest_sd() ... SECURITY DEFINER; then the same in public",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				for _, s := range []string{e.a.schema(), "public"} {
 					_, err := e.runAs(ctx, e.a, "CREATE FUNCTION "+s+".bh_isotest_sd() RETURNS text LANGUAGE sql SECURITY DEFINER AS $$ SELECT current_user::text $$")
 					if err == nil {
@@ -173,7 +173,7 @@ func init() {
 			Description: "The other spellings of 'back to the login role' must land on the same powerless gateway as RESET ROLE.",
 			Action:      "SET ROLE NONE; SELECT ...; SET SESSION AUTHORIZATION DEFAULT; SELECT ... FROM <B schema>.bh_isotest_canary",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				for _, s := range []string{"SET ROLE NONE", "SET SESSION AUTHORIZATION DEFAULT", "SET LOCAL ROLE NONE"} {
 					out, err := e.runAs(ctx, e.a, s, "SELECT secret FROM "+e.b.table())
 					if o := e.classifyRead(out, err); o.Outcome != Blocked || o.Err != nil {
@@ -190,7 +190,7 @@ func init() {
 			Description: "A SECURITY DEFINER function that resolves names through the caller's search_path can be tricked into running the caller's objects with the owner's rights (the pattern behind CVE-2007-2138 and CVE-2018-1058). Lists every such function the tenant or the gateway may execute.",
 			Action:      "SELECT oid::regprocedure FROM pg_proc WHERE prosecdef AND no search_path in proconfig AND has_function_privilege(current_user, oid, 'EXECUTE'), before and after RESET ROLE",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				q := "SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p WHERE p.prosecdef AND NOT EXISTS (SELECT 1 FROM unnest(coalesce(p.proconfig, '{}')) c WHERE c LIKE 'search_path=%') AND has_function_privilege(current_user, p.oid, 'EXECUTE')"
 				for _, pre := range []string{"SELECT 1", "RESET ROLE"} {
 					out, err := e.runAs(ctx, e.a, pre, q)
@@ -210,7 +210,7 @@ func init() {
 			Description: "Before PostgreSQL 17.2/16.6/15.10/14.15/13.18 rolling back a SET SESSION AUTHORIZATION reverted to SET ROLE NONE instead of the previous role. Whatever role the session ends on must still not read the victim.",
 			Action:      "SAVEPOINT s; SET SESSION AUTHORIZATION DEFAULT; ROLLBACK TO SAVEPOINT s; SELECT current_user; SELECT secret FROM <B schema>.bh_isotest_canary",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				var user string
 				var out string
 				var rerr error

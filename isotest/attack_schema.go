@@ -36,7 +36,7 @@ func init() {
 			Description: "Cross-tenant UPDATE and DELETE by qualified name.",
 			Action:      "UPDATE <B schema>.bh_isotest_canary SET secret = 'x'; DELETE FROM <B schema>.bh_isotest_canary",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				for _, s := range []string{"UPDATE " + e.b.table() + " SET secret = 'x'", "DELETE FROM " + e.b.table()} {
 					if o := succeedAttack(Write, func(*env) []string { return []string{s} })(ctx, e); o.Outcome != Blocked || o.Err != nil {
 						return o
@@ -51,7 +51,7 @@ func init() {
 			Description: "Tenant objects are owned by a NOLOGIN owner role, so no tenant can change another's (or its own) schema.",
 			Action:      "CREATE TABLE <B>.t; ALTER TABLE <B>.bh_isotest_canary ...; TRUNCATE; DROP TABLE; CREATE TRIGGER",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				t := e.b.table()
 				for _, s := range []string{
 					"CREATE TABLE " + pgx.Identifier{e.b.t.Schema, "bh_isotest_trojan"}.Sanitize() + " (x int)",
@@ -73,7 +73,7 @@ func init() {
 			Description: "nextval/currval and pg_sequences.last_value need privileges on the sequence; pg_sequences shows NULL without them.",
 			Action:      "SELECT last_value FROM pg_sequences WHERE schemaname = <B schema>; SELECT nextval('<B>.bh_isotest_seq')",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				out, err := e.runAs(ctx, e.a, "SELECT last_value FROM pg_sequences WHERE schemaname = "+quoteLit(e.b.t.Schema))
 				if o := e.classifyRead(out, err); o.Outcome != Blocked || o.Err != nil {
 					return o
@@ -88,7 +88,7 @@ func init() {
 			Description: "COPY TO STDOUT checks the same SELECT privilege as a query.",
 			Action:      "COPY <B schema>.bh_isotest_canary TO STDOUT",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				var buf strings.Builder
 				err := e.do(ctx, e.a, func(db DB) error {
 					_, err := db.Conn().PgConn().CopyTo(ctx, &buf, "COPY "+e.b.table()+" TO STDOUT")
@@ -103,7 +103,7 @@ func init() {
 			Description: "The control schema is owned by the admin and closed to PUBLIC.",
 			Action:      "SELECT * FROM bulkhead.tenants; DELETE FROM bulkhead.audit_log",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				cs := quoteIdent(e.prov.Config().ControlSchema)
 				out, err := e.runAs(ctx, e.a, "SELECT * FROM "+cs+".tenants")
 				if err == nil {
@@ -172,7 +172,7 @@ func init() {
 			Description: "Checks, in the catalog, whether the attacker's role (or the gateway it can reset to) has CREATE on pg_catalog, public, or the victim's schema.",
 			Action:      "SELECT has_schema_privilege(current_user, s, 'CREATE') for s in (<B schema>, public, pg_catalog), before and after RESET ROLE",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				q := "SELECT string_agg(s, ',') FROM unnest(ARRAY[" + quoteLit(e.b.t.Schema) + ", 'public', 'pg_catalog']) s WHERE has_schema_privilege(current_user, s, 'CREATE')"
 				for _, pre := range []string{"SELECT 1", "RESET ROLE"} {
 					out, err := e.runAs(ctx, e.a, pre, q)

@@ -19,7 +19,7 @@ func init() {
 			Description: "The attacker LISTENs on a channel the victim uses (here named after the victim's schema, which the catalog shows) and waits for the victim's NOTIFY.",
 			Action:      "A: LISTEN <B schema>; B: SELECT pg_notify('<B schema>', '<canary>'); A waits",
 			Expect:      map[string]Outcome{ModeSessionRole: LeakedData, ModeTxLocal: NotApplicable, ModeTenantLogin: LeakedData}, Residual: residualNotify,
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				if e.transactional() {
 					return observed(NotApplicable, "every unit of work is one transaction and notifications are delivered between transactions, so a tenant cannot wait for one")
 				}
@@ -63,7 +63,7 @@ func init() {
 			Description: "NOTIFY needs no privilege: a tenant can inject events into channels another tenant (or the application) listens on.",
 			Action:      "B: LISTEN <B schema>; A: NOTIFY <B schema>, 'forged'",
 			Expect:      expectAll(Write), Residual: residualNotify,
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				ch := e.b.t.Schema
 				forged := "bh-isotest-forged-" + randomLower(8)
 				if e.transactional() {
@@ -112,7 +112,7 @@ func init() {
 			Description: "Channel names are not in any catalog: pg_listening_channels() shows only the caller's own, and pg_stat_activity hides other logins' LISTEN statements from the tenant role.",
 			Action:      "B: LISTEN <canary channel> and keep the session; A: SELECT pg_listening_channels(); SELECT query FROM pg_stat_activity",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				release, err := e.hold(ctx, e.b, func(db DB) error {
 					_, err := db.Exec(ctx, "LISTEN "+quoteIdent(e.b.notify))
 					return err
@@ -131,7 +131,7 @@ func init() {
 			Description: "The notification queue is shared by the whole cluster; its fill level shows that some session sends notifications that a slow listener has not consumed.",
 			Action:      "SELECT pg_notification_queue_usage()",
 			Expect:      expectAll(SideChannel), Residual: residualNotify,
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				out, err := e.runAs(ctx, e.a, "SELECT pg_notification_queue_usage()")
 				if err != nil {
 					return observed(Blocked, "%s", refused(err))
@@ -145,7 +145,7 @@ func init() {
 			Description: "Large objects have owners and ACLs since PostgreSQL 9.0; lo_compat_privileges = on would disable the checks.",
 			Action:      "SELECT convert_from(lo_get(<B's large object>), 'UTF8')",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				if e.b.loOID == 0 {
 					return observed(Blocked, "the victim could not create a large object (creation revoked)")
 				}
@@ -159,7 +159,7 @@ func init() {
 			Description: "Writing or unlinking needs ownership or UPDATE on the large object.",
 			Action:      "SELECT lo_put(<oid>, 0, 'x'); SELECT lo_unlink(<oid>)",
 			Expect:      expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				if e.b.loOID == 0 {
 					return observed(Blocked, "the victim could not create a large object (creation revoked)")
 				}
@@ -177,7 +177,7 @@ func init() {
 			Description: "pg_largeobject_metadata (OIDs, owners) is readable by every role.",
 			Action:      "SELECT oid, lomowner::regrole FROM pg_largeobject_metadata",
 			Expect:      expectAll(LeakedMetadata), Residual: residualLargeObject,
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				if e.b.loOID == 0 {
 					return observed(Blocked, "the victim could not create a large object (creation revoked)")
 				}
@@ -197,7 +197,7 @@ func init() {
 			Description: "A large object is database-wide storage that survives the tenant's schema and blocks DROP ROLE at purge until it is unlinked.",
 			Action:      "SELECT lo_from_bytea(0, '...')",
 			Expect:      expectAll(Write), Residual: residualLargeObject,
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				if e.a.loOID != 0 {
 					return observed(Write, "created large object %d (unlinked by the harness)", e.a.loOID)
 				}
@@ -247,7 +247,7 @@ func init() {
 		register(&Attack{
 			ID: f.id, Class: ClassServerFiles, Severity: SeverityCritical, Title: f.title, Description: f.desc,
 			Action: f.sql + " (as the tenant, then after RESET ROLE)", Expect: expectAll(Blocked),
-			run: func(ctx context.Context, e *env) Observation {
+			run: func(ctx context.Context, e *env) observation {
 				var last error
 				for _, pre := range []string{"SELECT 1", "RESET ROLE"} {
 					_, err := e.runAs(ctx, e.a, pre, f.sql)

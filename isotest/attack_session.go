@@ -23,8 +23,8 @@ type leftover struct {
 const residualNone = ""
 
 // hygiene returns the run function of a session-state attack.
-func hygiene(l leftover) func(context.Context, *env) Observation {
-	return func(ctx context.Context, e *env) Observation {
+func hygiene(l leftover) func(context.Context, *env) observation {
+	return func(ctx context.Context, e *env) observation {
 		canaries := e.b.data()
 		if l.canaries != nil {
 			canaries = l.canaries(e)
@@ -249,7 +249,7 @@ func init() {
 }
 
 // stmtCacheAttack is HYG-010.
-func stmtCacheAttack(ctx context.Context, e *env) Observation {
+func stmtCacheAttack(ctx context.Context, e *env) observation {
 	const q = "SELECT 'bh-isotest-attacker'::text AS v"
 	sum := sha256.Sum256([]byte(q))
 	name := "stmtcache_" + hex.EncodeToString(sum[0:24])
@@ -319,7 +319,7 @@ func stmtCacheAttack(ctx context.Context, e *env) Observation {
 // notShared is the result of a session-state attack that never got the
 // attacker onto the victim's backend: expected in TenantLogin (a pool per
 // tenant), suspicious in the shared-pool modes, where it would hide leaks.
-func notShared(e *env) Observation {
+func notShared(e *env) observation {
 	if e.mode == ModeTenantLogin {
 		return observed(Blocked, "the attacker was never handed a backend the victim used (a pool per tenant)")
 	}
@@ -327,7 +327,7 @@ func notShared(e *env) Observation {
 }
 
 // openTxAttack is HYG-012.
-func openTxAttack(ctx context.Context, e *env) Observation {
+func openTxAttack(ctx context.Context, e *env) observation {
 	if e.transactional() {
 		return observed(NotApplicable, "every unit of work is a transaction that the router begins and ends")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,6 +21,13 @@ func routerConfig(mode router.Mode) router.Config {
 	return router.Config{Mode: mode, StatementTimeout: time.Second, AcquireTimeout: time.Second}
 }
 
+// appMigrations stand for an application's tenant schema: the harness adds
+// its canary objects beside them.
+var appMigrations = fstest.MapFS{
+	"0001_orders.up.sql":   {Data: []byte("CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, note text NOT NULL DEFAULT '');")},
+	"0001_orders.down.sql": {Data: []byte("DROP TABLE orders;")},
+}
+
 // TestSuiteAgainstRouter runs the whole catalogue against bulkhead's router
 // in every implemented mode: every attack must be blocked or stay within
 // its mode's documented residual.
@@ -28,8 +36,14 @@ func TestSuiteAgainstRouter(t *testing.T) {
 	for _, mode := range []router.Mode{router.SessionRole, router.TxLocal} {
 		t.Run(mode.String(), func(t *testing.T) {
 			t.Parallel()
-			d := isotest.NewDeployment(t, &isotest.DeploymentOpts{Router: routerConfig(mode)})
-			rep := isotest.Run(t, &isotest.Target{Router: d.Router, Provisioner: d.Provisioner, Admin: d.Admin}, nil)
+			d := isotest.NewDeployment(t, &isotest.DeploymentOpts{Router: routerConfig(mode), Migrations: appMigrations})
+			target := &isotest.Target{Router: d.Router, Provisioner: d.Provisioner, Admin: d.Admin}
+			if mode == router.TxLocal {
+				// An application's own tenants, with its own tables, instead of
+				// throwaway ones.
+				target.Attacker, target.Victim = d.NewTenant(t, nil).ID, d.NewTenant(t, nil).ID
+			}
+			rep := isotest.Run(t, target, nil)
 			require.NotNil(t, rep)
 			if os.Getenv("ISOTEST_PRINT") != "" {
 				_ = rep.WriteText(os.Stdout)

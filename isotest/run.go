@@ -158,7 +158,7 @@ func (e *env) execute(ctx context.Context, a *Attack, timeout time.Duration) Res
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
-	obs := func() (obs Observation) {
+	obs := func() (obs observation) {
 		defer func() {
 			if p := recover(); p != nil {
 				obs = failed(fmt.Errorf("panic: %v\n%s", p, debug.Stack()))
