@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // leftover describes session state the victim leaves on a pooled connection
@@ -19,8 +17,6 @@ type leftover struct {
 	canaries func(e *env) []string // default: B's data canaries
 	leak     Outcome               // default: LeakedData
 }
-
-const residualNone = ""
 
 // hygiene returns the run function of a session-state attack.
 func hygiene(l leftover) func(context.Context, *env) observation {
@@ -360,5 +356,3 @@ func openTxAttack(ctx context.Context, e *env) observation {
 	}
 	return observed(Blocked, "the attacker got pid %d outside any transaction", pidB)
 }
-
-var _ = pgx.Identifier{}

@@ -337,7 +337,7 @@ func (e *env) plantObjects(ctx context.Context, p *party) error {
 		"COMMENT ON TABLE " + p.table() + " IS " + literal(p.comment),
 		"CREATE SEQUENCE " + p.sequence(),
 		"SELECT setval(" + quoteLit(p.sequence()) + ", " + strconv.FormatInt(p.seq, 10) + ")",
-		"INSERT INTO " + p.table() + " (secret) SELECT CASE WHEN g = 1 THEN " + literal(p.row) + " ELSE " + literal(p.row) + " END FROM generate_series(1, " + strconv.Itoa(canaryRows) + ") g",
+		"INSERT INTO " + p.table() + " (secret) SELECT " + literal(p.row) + " FROM generate_series(1, " + strconv.Itoa(canaryRows) + ")",
 		"ANALYZE " + p.table(),
 		"COMMIT",
 	}, "; ")
