@@ -179,13 +179,18 @@ export function Security({ api }: { api: Api }) {
                 {residuals.length === 0 ? (
                   <p>None reported.</p>
                 ) : (
-                  <ul>
-                    {residuals.map((r) => (
-                      <li key={r.id}>
-                        <strong>{r.title ?? r.id}:</strong> {r.residual_risk}
-                      </li>
-                    ))}
-                  </ul>
+                  <details open={residuals.length <= 5}>
+                    <summary>
+                      {residuals.length} accepted residual risk{residuals.length > 1 ? 's' : ''}: what PostgreSQL cannot close in this mode, in plain words
+                    </summary>
+                    <ul>
+                      {residuals.map((r) => (
+                        <li key={r.id}>
+                          <strong>{r.title ?? r.id}:</strong> {r.residual_risk}
+                        </li>
+                      ))}
+                    </ul>
+                  </details>
                 )}
               </>
             )}
