@@ -35,6 +35,14 @@ type Config struct {
 	PurgeBatch int
 	// MigrationLockTimeout bounds lock waits while migrating. Default: 5s.
 	MigrationLockTimeout time.Duration
+
+	// Credentials, when set, makes every tenant also get a LOGIN role
+	// (Naming.LoginRole) for the router's TenantLogin mode, with the password
+	// these Credentials give (see login.go): created by Create, disabled
+	// (NOLOGIN) by Suspend, Archive and Delete, enabled by Activate and
+	// Restore, dropped by Purge. Give the router the same Credentials.
+	// Default: nil, no login roles (SessionRole and TxLocal need none).
+	Credentials tenancy.Credentials
 }
 
 // WithDefaults returns a copy of c with every zero field set to its default.

@@ -32,13 +32,14 @@ const (
 	stepGrants     = "grants"
 	stepMigrations = "migrations"
 	stepMembership = "membership"
+	stepLogin      = "login"
 	stepActivate   = "activate"
 	stepCommit     = "commit"
 )
 
 // CreateSteps lists Create's steps in order (for failure-injection tests and
 // progress displays).
-var CreateSteps = []string{stepCatalog, stepRole, stepSchema, stepGrants, stepMigrations, stepMembership, stepActivate, stepCommit}
+var CreateSteps = []string{stepCatalog, stepRole, stepSchema, stepGrants, stepMigrations, stepMembership, stepLogin, stepActivate, stepCommit}
 
 func (p *Provisioner) step(name string) error {
 	if p.failAt == nil {
@@ -54,7 +55,8 @@ func (p *Provisioner) step(name string) error {
 // NOINHERIT runtime role, a schema owned by the tenant owner role, default
 // privileges giving the runtime role DML and nothing else, the tenant
 // migrations applied as the owner, membership of the gateway in the runtime
-// role, status active and an audit event. If any step fails, nothing is left:
+// role, the tenant's login role when Config.Credentials is set, status active
+// and an audit event. If any step fails, nothing is left:
 // no role, no schema, no catalog row.
 //
 // Creating a tenant whose ID exists, in any status, returns an *ExistsError
@@ -141,6 +143,15 @@ func (p *Provisioner) Create(ctx context.Context, id tenancy.ID, opts *CreateOpt
 		}
 		if _, err := tx.Exec(ctx, "RESET ROLE; "+p.controlPath()+"; GRANT "+quote(role)+" TO "+quote(p.cfg.GatewayRole)); err != nil {
 			return fmt.Errorf("granting the gateway membership: %w", err)
+		}
+
+		if err := p.step(stepLogin); err != nil {
+			return err
+		}
+		if p.loginEnabled() {
+			if err := p.ensureLoginTx(ctx, tx, key, schema, role, true); err != nil {
+				return err
+			}
 		}
 
 		if err := p.step(stepActivate); err != nil {

@@ -207,6 +207,11 @@ func (p *Provisioner) transition(ctx context.Context, id tenancy.ID, op string, 
 		if _, err := tx.Exec(ctx, membership); err != nil {
 			return fmt.Errorf("%s: %w", membership, err)
 		}
+		if p.loginEnabled() {
+			if err := p.setLoginTx(ctx, tx, tenancy.Key(row.Key), row.SchemaName, row.RoleName, to == tenancy.StatusActive); err != nil {
+				return err
+			}
+		}
 		if to == tenancy.StatusDeleted {
 			row, err = q.SetTenantDeleted(ctx, dbsqlc.SetTenantDeletedParams{ID: row.ID, RetainUntil: pgtype.Timestamptz{Time: *retainUntil, Valid: true}})
 		} else {

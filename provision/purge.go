@@ -62,6 +62,11 @@ func (p *Provisioner) Purge(ctx context.Context, id tenancy.ID) (*PurgeResult, e
 		if row.Status != string(tenancy.StatusDeleted) {
 			return &tenancy.TransitionError{ID: id, Status: tenancy.Status(row.Status), Op: "purge"}
 		}
+		// The login role (TenantLogin mode) goes first: it is a member of
+		// the runtime role.
+		if err := p.dropLoginTx(ctx, tx, tenancy.Key(row.Key)); err != nil {
+			return err
+		}
 		stmts := []string{
 			"SET LOCAL ROLE " + owner,
 			"DROP SCHEMA IF EXISTS " + quote(row.SchemaName) + " CASCADE",

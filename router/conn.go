@@ -42,6 +42,9 @@ type Conn struct {
 // tenant at its connection limit, or any trouble switching the connection
 // returns a typed error (see tenancy) and no connection.
 func (r *Router) Acquire(ctx context.Context, id tenancy.ID) (*Conn, error) {
+	if r.cfg.Mode == TenantLogin {
+		return r.acquireLogin(ctx, id) // tenantlogin.go
+	}
 	if r.cfg.Mode != SessionRole {
 		return nil, ErrWrongMode
 	}

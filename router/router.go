@@ -38,6 +38,8 @@ type Router struct {
 	relTracer   ReleaseTracer
 	queryTracer QueryTracer
 
+	logins *loginPools // TenantLogin mode only (tenantlogin.go)
+
 	mu     sync.Mutex
 	conns  map[*pgx.Conn]*connState
 	closed bool
@@ -80,6 +82,9 @@ func NewWithConfig(ctx context.Context, pc *pgxpool.Config, cfg *Config) (*Route
 	r.slots = newSlots()
 	r.relTracer, _ = c.Tracer.(ReleaseTracer)
 	r.queryTracer, _ = c.Tracer.(QueryTracer)
+	if c.Mode == TenantLogin {
+		r.logins = newLoginPools(r, pc) // copies pc before the changes below
+	}
 
 	// pgx's statement and description caches are keyed by SQL text, and the
 	// same text means another tenant's tables after a switch. With both
@@ -168,6 +173,9 @@ func (r *Router) Close() {
 		r.closed = true
 		r.mu.Unlock()
 		r.pool.Close()
+		if r.logins != nil {
+			r.logins.close()
+		}
 		if r.catPool != nil {
 			r.catPool.Close()
 		}

@@ -47,6 +47,9 @@ func (r *Router) BeginTx(ctx context.Context, id tenancy.ID, opts pgx.TxOptions)
 	if opts.BeginQuery != "" {
 		return nil, fmt.Errorf("router: BeginTx: TxOptions.BeginQuery is reserved for the router")
 	}
+	if r.cfg.Mode == TenantLogin {
+		return r.beginLogin(ctx, id, opts) // tenantlogin.go
+	}
 	if r.cfg.Mode == SessionRole {
 		c, err := r.Acquire(ctx, id)
 		if err != nil {
