@@ -73,11 +73,11 @@ type tenantPool struct {
 	pool    *pgxpool.Pool
 	sem     chan struct{} // per-tenant checkout cap
 
-	refs     int // checkouts and waiters; the pool is not closed while > 0
-	inUse    int // checkouts holding (or about to hold) a connection
-	waiting  int // checkouts waiting for the budget
+	refs     int           // checkouts and waiters; the pool is not closed while > 0
+	inUse    int           // checkouts holding (or about to hold) a connection
+	waiting  int           // checkouts waiting for the budget
 	released chan struct{} // closed and replaced at every release
-	open     int // connections counted against the budget
+	open     int           // connections counted against the budget
 	lastUsed time.Time
 	elem     *list.Element // nil once removed from the map
 	closing  bool
