@@ -26,10 +26,10 @@ func credentials(t *testing.T) *tenancy.DerivedCredentials {
 
 type loginRole struct {
 	exists, canLogin, inherit, super, createRole, createDB bool
-	password                                             string
-	memberOf                                             []string
-	config                                               []string
-	connect                                              bool
+	password                                               string
+	memberOf                                               []string
+	config                                                 []string
+	connect                                                bool
 }
 
 func readLogin(t *testing.T, conn *pgx.Conn, name string) loginRole {
