@@ -48,6 +48,9 @@ func (r *Router) Acquire(ctx context.Context, id tenancy.ID) (*Conn, error) {
 	if r.cfg.Mode != SessionRole {
 		return nil, ErrWrongMode
 	}
+	if err := r.checkPooler(ctx); err != nil {
+		return nil, err // pooler.go: refuses transaction-mode poolers
+	}
 	start := time.Now()
 	c, err := r.checkout(ctx, id)
 	switched := false

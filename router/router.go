@@ -39,6 +39,7 @@ type Router struct {
 	queryTracer QueryTracer
 
 	logins *loginPools // TenantLogin mode only (tenantlogin.go)
+	pooler poolerCheck // SessionRole's pooler detection (pooler.go)
 
 	mu     sync.Mutex
 	conns  map[*pgx.Conn]*connState
@@ -113,6 +114,12 @@ func NewWithConfig(ctx context.Context, pc *pgxpool.Config, cfg *Config) (*Route
 		// Catalog connections never switch role, so caching the one statement is safe.
 		cc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
 		cc.ConnConfig.StatementCacheCapacity = 8
+		if c.Mode == TxLocal {
+			// TxLocal is the mode for transaction-mode poolers, where a named
+			// statement prepared on one server connection is missing on the
+			// next (pooler.go).
+			cc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+		}
 		if r.catPool, err = pgxpool.NewWithConfig(ctx, cc); err != nil {
 			r.pool.Close()
 			return nil, fmt.Errorf("router: creating catalog pool: %w", err)

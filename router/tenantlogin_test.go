@@ -331,8 +331,12 @@ func TestTenantLoginIdlePoolsReclaimed(t *testing.T) {
 	for range 3 {
 		ids = append(ids, d.NewTenant(t, nil).ID)
 	}
+	// Held checkouts keep their pools however long this takes.
+	var held []*router.Conn
 	for _, id := range ids {
-		require.NoError(t, d.Router.InTx(ctx, id, func(tx pgx.Tx) error { _, err := tx.Exec(ctx, "SELECT 1"); return err }))
+		c, err := d.Router.Acquire(ctx, id)
+		require.NoError(t, err)
+		held = append(held, c)
 	}
 	st := d.Router.TenantPoolStat()
 	require.Equal(t, 3, st.Pools)
@@ -344,6 +348,9 @@ func TestTenantLoginIdlePoolsReclaimed(t *testing.T) {
 		return n
 	}
 	require.Equal(t, 3, count())
+	for _, c := range held {
+		c.Release()
+	}
 	require.Eventually(t, func() bool {
 		st := d.Router.TenantPoolStat()
 		return st.Pools == 0 && st.Conns == 0
