@@ -69,7 +69,7 @@ func TestLoginRoleLifecycle(t *testing.T) {
 	require.True(t, l.inherit)
 	require.False(t, l.super || l.createRole || l.createDB)
 	require.Equal(t, []string{tn.Role}, l.memberOf)
-	require.True(t, strings.HasPrefix(l.password, "SCRAM-SHA-256$4096:"), l.password)
+	require.True(t, strings.HasPrefix(l.password, "SCRAM-SHA-256$16:"), l.password)
 	require.NotContains(t, l.password, pw)
 	require.Equal(t, []string{"search_path=" + tn.Schema + ", pg_temp"}, l.config)
 	require.True(t, l.connect)

@@ -55,6 +55,7 @@ type loginPools struct {
 	pools  map[tenancy.ID]*tenantPool
 	lru    list.List // of *tenantPool; front: most recently used
 	closed bool
+	needy  int // budget waiters whose pool has no connection
 	stop   chan struct{}
 	reaper sync.Once
 	wg     sync.WaitGroup // pools being closed, the reaper
@@ -178,12 +179,24 @@ func (lp *loginPools) acquire(ctx context.Context, id tenancy.ID, start time.Tim
 			lp.mu.Unlock()
 			break
 		}
+		// A tenant that has connections waits for one of its own (or a free
+		// token); only a tenant with none makes others give one up, so that
+		// a busy tenant does not churn everyone's connections.
 		tp.waiting++
+		needy := tp.open == 0
+		var short func()
+		if needy {
+			lp.needy++
+			short = lp.evictOne
+		}
 		wake := tp.released
 		lp.mu.Unlock()
-		err := lp.budget.acquire(ctx, lp.evictOne, wake)
+		err := lp.budget.acquire(ctx, short, wake)
 		lp.mu.Lock()
 		tp.waiting--
+		if needy {
+			lp.needy--
+		}
 		if err == nil {
 			tp.inUse++
 		}
@@ -409,14 +422,13 @@ func (lp *loginPools) undo(tp *tenantPool) {
 // unref drops a reference to tp; held says it was a checkout (inUse).
 func (lp *loginPools) unref(tp *tenantPool, held bool) {
 	lp.mu.Lock()
-	ownWaiters := 0
 	if held {
 		tp.inUse--
 		// Wake this pool's own budget waiters: the connection is theirs.
 		close(tp.released)
 		tp.released = make(chan struct{})
-		ownWaiters = tp.waiting
 	}
+	needy := lp.needy
 	tp.refs--
 	tp.lastUsed = time.Now()
 	closeNow := tp.elem == nil && tp.refs == 0 && !tp.closing
@@ -427,12 +439,10 @@ func (lp *loginPools) unref(tp *tenantPool, held bool) {
 	if closeNow {
 		lp.closePool(tp)
 	}
-	if held {
-		// Other tenants wait for the budget: close an idle connection (the
-		// least recently used) for them.
-		if _, _, waiting := lp.budget.stat(); waiting > ownWaiters {
-			lp.evictOne()
-		}
+	if held && needy > 0 {
+		// Tenants without any connection wait for the budget: close an
+		// idle connection for them.
+		lp.evictOne()
 	}
 }
 
@@ -472,23 +482,36 @@ func (lp *loginPools) closePool(tp *tenantPool) {
 	}()
 }
 
-// evictOne frees room in the budget: it closes the least recently used pool
-// that serves no checkout, or else one idle connection of the least recently
-// used pool that has one. Tokens return once the server has closed the
-// connections.
+// evictOne frees room in the budget, cheapest loss first: a surplus idle
+// connection (one of two or more idle in a pool), else the least recently
+// used pool that serves no checkout, else any idle connection. Pools are
+// scanned from the least recently used. Tokens return once the server has
+// closed the connections.
 func (lp *loginPools) evictOne() {
 	lp.mu.Lock()
-	var trim *tenantPool
+	var trim, lastIdle *tenantPool
 	for e := lp.lru.Back(); e != nil; e = e.Prev() {
 		tp := e.Value.(*tenantPool)
-		if tp.refs == 0 && tp.open > 0 {
-			lp.removeLocked(tp)
-			lp.mu.Unlock()
-			lp.evicted.Add(1)
-			return
-		}
-		if trim == nil && tp.open > tp.inUse {
+		if tp.open-tp.inUse >= 2 {
 			trim = tp
+			break
+		}
+		if lastIdle == nil && tp.refs == 0 && tp.open > 0 {
+			lastIdle = tp
+		}
+	}
+	if trim == nil && lastIdle != nil {
+		lp.removeLocked(lastIdle)
+		lp.mu.Unlock()
+		lp.evicted.Add(1)
+		return
+	}
+	if trim == nil {
+		for e := lp.lru.Back(); e != nil; e = e.Prev() {
+			if tp := e.Value.(*tenantPool); tp.open > tp.inUse {
+				trim = tp
+				break
+			}
 		}
 	}
 	if trim != nil {

@@ -1,0 +1,164 @@
+package router_test
+
+import (
+	"context"
+	crand "crypto/rand"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bulkhead-go/bulkhead/isotest"
+	"github.com/bulkhead-go/bulkhead/router"
+	"github.com/bulkhead-go/bulkhead/tenancy"
+)
+
+// The TenantLogin benchmarks compare, in one run, a raw pgxpool (as the
+// admin, schema-qualified SQL: the ceiling) with TenantLogin routing, at 100
+// active tenants, for the same point query. Run them interleaved:
+//
+//	go test -run '^$' -bench 'TenantLogin' -count 5 -benchtime 3s ./router/
+//
+// budget=100 gives every active tenant one connection (as many as the raw
+// pool has); budget=32 makes the tenants share fewer connections than there
+// are tenants, so pools are evicted and connections re-made constantly.
+
+const benchTenants = 100
+
+var benchSetup struct {
+	once    sync.Once
+	err     error
+	d       *isotest.Deployment
+	creds   tenancy.Credentials
+	tenants []*tenancy.Tenant
+}
+
+func benchDeployment(b *testing.B) {
+	b.Helper()
+	benchSetup.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		secret := make([]byte, 32)
+		_, _ = crand.Read(secret)
+		creds, err := tenancy.NewDerivedCredentials(secret)
+		if err != nil {
+			benchSetup.err = err
+			return
+		}
+		benchSetup.creds = creds
+		d, err := isotest.StartDeployment(ctx, isotest.SharedServer(b), &isotest.DeploymentOpts{Migrations: testMigrations, Credentials: creds})
+		if err != nil {
+			benchSetup.err = err
+			return
+		}
+		benchSetup.d = d
+		for i := range benchTenants {
+			tn, err := d.Provisioner.Create(ctx, tenancy.ID(fmt.Sprintf("bench-%03d", i)), nil)
+			if err != nil {
+				benchSetup.err = err
+				return
+			}
+			benchSetup.tenants = append(benchSetup.tenants, tn)
+			if _, err := d.Admin.Exec(ctx, "INSERT INTO "+pgx.Identifier{tn.Schema, "items"}.Sanitize()+" (owner, note) SELECT $1, 'n' || g FROM generate_series(1, 100) g", string(tn.ID)); err != nil {
+				benchSetup.err = err
+				return
+			}
+		}
+	})
+	if benchSetup.err != nil {
+		b.Fatalf("bench setup: %v", benchSetup.err)
+	}
+}
+
+func BenchmarkTenantLogin(b *testing.B) {
+	benchDeployment(b)
+	d, tenants := benchSetup.d, benchSetup.tenants
+	ctx := context.Background()
+	const conns = 100
+
+	b.Run("raw", func(b *testing.B) {
+		pc, err := pgxpool.ParseConfig(d.DB.AdminDSN)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pc.MaxConns = conns
+		pool, err := pgxpool.NewWithConfig(ctx, pc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pool.Close()
+		// Warm up: open every connection before timing.
+		var warm []*pgxpool.Conn
+		for range conns {
+			c, err := pool.Acquire(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			warm = append(warm, c)
+		}
+		for _, c := range warm {
+			c.Release()
+		}
+		sqls := make([]string, len(tenants))
+		for i, tn := range tenants {
+			sqls[i] = "SELECT note FROM " + pgx.Identifier{tn.Schema, "items"}.Sanitize() + " WHERE id = $1"
+		}
+		b.SetParallelism(8)
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			var note string
+			for pb.Next() {
+				i := rand.IntN(len(tenants))
+				if err := pool.QueryRow(ctx, sqls[i], 1+rand.IntN(100)).Scan(&note); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	for _, budget := range []int{100, 32} {
+		b.Run(fmt.Sprintf("budget=%d", budget), func(b *testing.B) {
+			r, err := router.New(ctx, d.DB.GatewayDSN, &router.Config{Mode: router.TenantLogin, Credentials: benchSetup.creds, MaxConns: budget, MaxConnsPerTenant: 4, AcquireTimeout: time.Minute})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			// Warm up: one pool and connection per tenant (as many as the
+			// budget holds) before timing.
+			for _, tn := range tenants {
+				c, err := r.Acquire(ctx, tn.ID)
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.Release()
+			}
+			b.SetParallelism(8)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				var note string
+				for pb.Next() {
+					tn := tenants[rand.IntN(len(tenants))]
+					c, err := r.Acquire(ctx, tn.ID)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					err = c.QueryRow(ctx, "SELECT note FROM items WHERE id = $1", 1+rand.IntN(100)).Scan(&note)
+					c.Release()
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			st := r.TenantPoolStat()
+			b.ReportMetric(float64(st.Created), "pools")
+			b.ReportMetric(float64(st.MaxConns), "maxconns")
+		})
+	}
+}
