@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/bulkhead-go/bulkhead/tenancy"
 )
 
@@ -27,8 +29,18 @@ type Config struct {
 	Migrations fs.FS
 	// Retention is how long Delete keeps a tenant's data. Default: DefaultRetention.
 	Retention time.Duration
-	// Cluster is recorded on tenants this Provisioner creates. Default: "default".
+	// Cluster names the cluster of the admin pool given to New: the primary,
+	// which holds the catalog. It is recorded on the tenants placed there.
+	// Default: "default".
 	Cluster string
+	// Clusters adds other clusters, by name, with an admin pool on each (the
+	// same roles and database set up as on the primary; Init hardens each).
+	// New tenants are spread over the primary and these by Placement.
+	// Default: none, every tenant on the primary.
+	Clusters map[string]*pgxpool.Pool
+	// Placement picks the cluster of each new tenant when Clusters is set.
+	// Default: LeastTenants.
+	Placement Placement
 	// PurgeBatch is how many tables Purge drops per transaction, so purging a
 	// schema with thousands of objects never exhausts max_locks_per_transaction.
 	// Default: 100.
@@ -66,6 +78,9 @@ func (c *Config) WithDefaults() *Config {
 	if out.Cluster == "" {
 		out.Cluster = "default"
 	}
+	if out.Placement == nil {
+		out.Placement = LeastTenants{}
+	}
 	if out.PurgeBatch == 0 {
 		out.PurgeBatch = 100
 	}
@@ -82,6 +97,11 @@ func (c *Config) validate() error {
 	for field, v := range map[string]string{"ControlSchema": c.ControlSchema, "GatewayRole": c.GatewayRole, "Cluster": c.Cluster} {
 		if len(v) > 63 {
 			return fmt.Errorf("provision: Config.%s %q is longer than 63 bytes", field, v)
+		}
+	}
+	for name, pool := range c.Clusters {
+		if name == "" || len(name) > 63 || name == c.Cluster || pool == nil {
+			return fmt.Errorf("provision: Config.Clusters[%q]: names must be 1 to 63 bytes, differ from Config.Cluster %q, and have an admin pool", name, c.Cluster)
 		}
 	}
 	if c.Retention < 0 {

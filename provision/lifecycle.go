@@ -204,13 +204,17 @@ func (p *Provisioner) transition(ctx context.Context, id tenancy.ID, op string, 
 		if to == tenancy.StatusActive {
 			membership = "GRANT " + quote(row.RoleName) + " TO " + quote(p.cfg.GatewayRole)
 		}
-		if _, err := tx.Exec(ctx, membership); err != nil {
-			return fmt.Errorf("%s: %w", membership, err)
-		}
-		if p.loginEnabled() {
-			if err := p.setLoginTx(ctx, tx, tenancy.Key(row.Key), row.SchemaName, row.RoleName, to == tenancy.StatusActive); err != nil {
-				return err
+		// On the tenant's cluster (cluster.go): another cluster commits first.
+		if _, err := p.onCluster(ctx, tx, row.Cluster, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, membership); err != nil {
+				return fmt.Errorf("%s: %w", membership, err)
 			}
+			if p.loginEnabled() {
+				return p.setLoginTx(ctx, tx, tenancy.Key(row.Key), row.SchemaName, row.RoleName, to == tenancy.StatusActive)
+			}
+			return nil
+		}); err != nil {
+			return err
 		}
 		if to == tenancy.StatusDeleted {
 			row, err = q.SetTenantDeleted(ctx, dbsqlc.SetTenantDeletedParams{ID: row.ID, RetainUntil: pgtype.Timestamptz{Time: *retainUntil, Valid: true}})

@@ -203,10 +203,13 @@ func (p *Provisioner) EnsureLogin(ctx context.Context, id tenancy.ID) (*tenancy.
 			return interpretError(id, err)
 		}
 		active := row.Status == string(tenancy.StatusActive)
-		if err := p.ensureLoginTx(ctx, tx, tenancy.Key(row.Key), row.SchemaName, row.RoleName, active); err != nil {
+		if _, err := p.onCluster(ctx, tx, row.Cluster, func(tx pgx.Tx) error {
+			if err := p.ensureLoginTx(ctx, tx, tenancy.Key(row.Key), row.SchemaName, row.RoleName, active); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, p.controlPath())
 			return err
-		}
-		if _, err := tx.Exec(ctx, p.controlPath()); err != nil {
+		}); err != nil {
 			return err
 		}
 		if err := audit(ctx, q, id, "tenant.login", p.cfg.Naming.LoginRole(tenancy.Key(row.Key)), map[string]any{"login": active}); err != nil {

@@ -79,6 +79,14 @@ type Config struct {
 	// ConfigurePool must not set them.
 	ConfigurePool func(*pgxpool.Config)
 
+	// Cluster names the cluster the DSN given to New leads to: the primary,
+	// which holds the catalog. Tenants whose catalog record names it are
+	// served there. Default: "default" (provision.Config.Cluster's default).
+	Cluster string
+	// Clusters maps the names of other clusters to the gateway DSN on each
+	// (see cluster.go). Default: none.
+	Clusters map[string]string
+
 	// The fields below apply to TenantLogin mode only.
 
 	// Credentials gives the password of each tenant's login role; the
@@ -100,6 +108,9 @@ func (c *Config) withDefaults(poolMax int32) *Config {
 	out := Config{}
 	if c != nil {
 		out = *c
+	}
+	if out.Cluster == "" {
+		out.Cluster = "default"
 	}
 	if out.ControlSchema == "" {
 		out.ControlSchema = "bulkhead"

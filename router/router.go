@@ -38,8 +38,9 @@ type Router struct {
 	relTracer   ReleaseTracer
 	queryTracer QueryTracer
 
-	logins *loginPools // TenantLogin mode only (tenantlogin.go)
-	pooler poolerCheck // SessionRole's pooler detection (pooler.go)
+	logins   *loginPools              // TenantLogin mode only (tenantlogin.go)
+	clusters map[string]*pgxpool.Pool // other clusters' shared pools (cluster.go)
+	pooler   poolerCheck              // SessionRole's pooler detection (pooler.go)
 
 	mu     sync.Mutex
 	conns  map[*pgx.Conn]*connState
@@ -77,14 +78,17 @@ func NewWithConfig(ctx context.Context, pc *pgxpool.Config, cfg *Config) (*Route
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	var err error
 	r := &Router{cfg: c, conns: map[*pgx.Conn]*connState{}}
 	r.cache = newStatusCache(c.StatusTTL, c.StatusCacheSize)
 	r.slots = newSlots()
 	r.relTracer, _ = c.Tracer.(ReleaseTracer)
 	r.queryTracer, _ = c.Tracer.(QueryTracer)
+	parsed, err := clusterConfigs(c)
+	if err != nil {
+		return nil, err
+	}
 	if c.Mode == TenantLogin {
-		r.logins = newLoginPools(r, pc) // copies pc before the changes below
+		r.logins = newLoginPools(r, pc, parsed) // copies pc before the changes below
 	}
 
 	// pgx's statement and description caches are keyed by SQL text, and the
@@ -106,6 +110,10 @@ func NewWithConfig(ctx context.Context, pc *pgxpool.Config, cfg *Config) (*Route
 	if err != nil {
 		return nil, fmt.Errorf("router: creating pool: %w", err)
 	}
+	if err := r.openClusters(ctx, pc, parsed); err != nil {
+		r.pool.Close()
+		return nil, err
+	}
 	r.catalog = c.Catalog
 	if r.catalog == nil {
 		cc := pc.Copy()
@@ -122,6 +130,7 @@ func NewWithConfig(ctx context.Context, pc *pgxpool.Config, cfg *Config) (*Route
 		}
 		if r.catPool, err = pgxpool.NewWithConfig(ctx, cc); err != nil {
 			r.pool.Close()
+			r.closeClusters()
 			return nil, fmt.Errorf("router: creating catalog pool: %w", err)
 		}
 		r.catalog = &routeCatalog{pool: r.catPool, sql: "SELECT * FROM " + pgx.Identifier{c.ControlSchema, "route_tenant"}.Sanitize() + "($1)"}
@@ -180,6 +189,7 @@ func (r *Router) Close() {
 		r.closed = true
 		r.mu.Unlock()
 		r.pool.Close()
+		r.closeClusters()
 		if r.logins != nil {
 			r.logins.close()
 		}
@@ -256,7 +266,12 @@ func (r *Router) checkout(ctx context.Context, id tenancy.ID) (*Conn, error) {
 	if err != nil {
 		return nil, &tenancy.BusyError{ID: id, Limit: limit, Waited: time.Since(start)}
 	}
-	pc, err := r.pool.Acquire(ctx)
+	pool, err := r.poolFor(t) // cluster.go
+	if err != nil {
+		release()
+		return nil, err
+	}
+	pc, err := pool.Acquire(ctx)
 	if err != nil {
 		release()
 		return nil, fmt.Errorf("router: acquiring a connection for tenant %q: %w", id, connLost(err))

@@ -46,8 +46,7 @@ import (
 // loginPools holds TenantLogin's pools.
 type loginPools struct {
 	r      *Router
-	base   *pgxpool.Config
-	dial   pgconn.DialFunc
+	bases  map[string]*pgxpool.Config // by cluster
 	budget *budget
 	idle   time.Duration
 
@@ -87,7 +86,23 @@ type tenantPool struct {
 // newLoginPools prepares TenantLogin mode from the gateway's pool
 // configuration, before the router changes it for the shared pool: host,
 // port, database, TLS, timeouts and sizes apply to every tenant pool.
-func newLoginPools(r *Router, pc *pgxpool.Config) *loginPools {
+func newLoginPools(r *Router, pc *pgxpool.Config, clusters map[string]*pgxpool.Config) *loginPools {
+	lp := &loginPools{
+		r:      r,
+		bases:  map[string]*pgxpool.Config{r.cfg.Cluster: loginBase(r, pc)},
+		budget: newBudget(r.cfg.MaxConns),
+		idle:   r.cfg.PoolIdleTimeout,
+		pools:  map[tenancy.ID]*tenantPool{},
+		stop:   make(chan struct{}),
+	}
+	for name, cc := range clusters {
+		lp.bases[name] = loginBase(r, cc)
+	}
+	return lp
+}
+
+// loginBase is the template of the tenant pools on one cluster.
+func loginBase(r *Router, pc *pgxpool.Config) *pgxpool.Config {
 	base := pc.Copy()
 	base.AfterConnect, base.BeforeAcquire, base.AfterRelease, base.BeforeClose = nil, nil, nil, nil //nolint:staticcheck // cleared, not used
 	base.PrepareConn = nil
@@ -99,17 +114,10 @@ func newLoginPools(r *Router, pc *pgxpool.Config) *loginPools {
 		// (pgxpool finishes constructing connections it started).
 		base.ConnConfig.ConnectTimeout = r.cfg.AcquireTimeout
 	}
-	dial := base.ConnConfig.DialFunc
-	if dial == nil {
-		dial = (&net.Dialer{KeepAlive: 5 * time.Minute}).DialContext
+	if base.ConnConfig.DialFunc == nil {
+		base.ConnConfig.DialFunc = (&net.Dialer{KeepAlive: 5 * time.Minute}).DialContext
 	}
-	return &loginPools{
-		r: r, base: base, dial: dial,
-		budget: newBudget(r.cfg.MaxConns),
-		idle:   r.cfg.PoolIdleTimeout,
-		pools:  map[tenancy.ID]*tenantPool{},
-		stop:   make(chan struct{}),
-	}
+	return base
 }
 
 // acquireLogin is Acquire in TenantLogin mode.
@@ -346,7 +354,15 @@ func (lp *loginPools) newPool(ctx context.Context, t *tenancy.Tenant) (*tenantPo
 	limit = min(limit, lp.budget.max)
 	tp := &tenantPool{id: t.ID, key: t.Key, version: t.UpdatedAt, login: login, limit: limit, sem: make(chan struct{}, limit), released: make(chan struct{})}
 
-	pc := lp.base.Copy()
+	cluster := t.Cluster
+	if cluster == "" {
+		cluster = r.cfg.Cluster
+	}
+	base, ok := lp.bases[cluster]
+	if !ok {
+		return nil, unknownCluster(t, r.cfg)
+	}
+	pc := base.Copy()
 	pc.ConnConfig.User = login
 	pc.ConnConfig.Password = pw
 	pc.ConnConfig.RuntimeParams["search_path"] = quote(t.Schema) + ", pg_temp"
@@ -354,7 +370,7 @@ func (lp *loginPools) newPool(ctx context.Context, t *tenancy.Tenant) (*tenantPo
 		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(ms, 10)
 	}
 	pc.MaxConns = int32(limit)
-	pc.ConnConfig.DialFunc = lp.dialer(tp)
+	pc.ConnConfig.DialFunc = lp.dialer(tp, base.ConnConfig.DialFunc)
 	if r.queryTracer != nil {
 		pc.ConnConfig.Tracer = &pgxTracer{r: r}
 	}
@@ -382,7 +398,7 @@ func (lp *loginPools) newPool(ctx context.Context, t *tenancy.Tenant) (*tenantPo
 
 // dialer counts every connection of tp against the budget, from the dial
 // until the server has closed it.
-func (lp *loginPools) dialer(tp *tenantPool) pgconn.DialFunc {
+func (lp *loginPools) dialer(tp *tenantPool, dial pgconn.DialFunc) pgconn.DialFunc {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		tk, _ := ctx.Value(ticketKey{}).(*ticket)
 		if !tk.take() {
@@ -396,7 +412,7 @@ func (lp *loginPools) dialer(tp *tenantPool) pgconn.DialFunc {
 		if tk != nil {
 			giveBack = tk.put
 		}
-		nc, err := lp.dial(ctx, network, addr)
+		nc, err := dial(ctx, network, addr)
 		if err != nil {
 			giveBack()
 			return nil, err

@@ -11,6 +11,35 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+const countTenantsByCluster = `-- name: CountTenantsByCluster :many
+SELECT cluster, count(*) AS n FROM tenants GROUP BY cluster ORDER BY cluster
+`
+
+type CountTenantsByClusterRow struct {
+	Cluster string `json:"cluster"`
+	N       int64  `json:"n"`
+}
+
+func (q *Queries) CountTenantsByCluster(ctx context.Context) ([]CountTenantsByClusterRow, error) {
+	rows, err := q.db.Query(ctx, countTenantsByCluster)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []CountTenantsByClusterRow
+	for rows.Next() {
+		var i CountTenantsByClusterRow
+		if err := rows.Scan(&i.Cluster, &i.N); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const countTenantsByStatus = `-- name: CountTenantsByStatus :many
 SELECT status, count(*) AS n FROM tenants GROUP BY status ORDER BY status
 `

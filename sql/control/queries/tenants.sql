@@ -48,3 +48,6 @@ SELECT id FROM tenants
 WHERE status = 'deleted' AND retain_until <= sqlc.arg('now')::timestamptz
 ORDER BY retain_until
 LIMIT sqlc.arg('max_rows');
+
+-- name: CountTenantsByCluster :many
+SELECT cluster, count(*) AS n FROM tenants GROUP BY cluster ORDER BY cluster;
