@@ -228,3 +228,95 @@ func TestClusters(t *testing.T) {
 		})
 	}
 }
+
+// TestClusterMove: a tenant moves to another cluster with its data while a
+// writer keeps writing through the router. Every write that succeeded is on
+// the new cluster, the identity sequence goes on, reads are served by the new
+// cluster, and the old copy is gone.
+func TestClusterMove(t *testing.T) {
+	t.Parallel()
+	cs := startClusters(t, 2, nil)
+	ctx := ctxT(t)
+	tn := cs.create(t, "mover")
+	from := tn.Cluster
+	to := "default"
+	if from == to {
+		to = "c1"
+	}
+	port := map[string]int{}
+	for _, c := range cs.all {
+		port[c.name] = c.port
+	}
+	for _, mode := range []router.Mode{router.TxLocal, router.TenantLogin} {
+		r := cs.router(t, router.Config{Mode: mode, StatusTTL: time.Nanosecond})
+		require.NoError(t, r.InTx(ctx, tn.ID, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, "INSERT INTO items (owner, note) SELECT $1, 'bulk-' || g FROM generate_series(1, 500) g", string(tn.ID))
+			return err
+		}))
+	}
+	require.NoError(t, cs.router(t, router.Config{}).InTx(ctx, tn.ID, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "INSERT INTO secrets VALUES (1, $1)", string(tn.ID))
+		return err
+	}))
+
+	// A writer through a TxLocal router during the move.
+	w := cs.router(t, router.Config{Mode: router.TxLocal, StatusTTL: time.Nanosecond})
+	stop := make(chan struct{})
+	done := make(chan []string)
+	go func() {
+		var ok []string
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- ok
+				return
+			default:
+			}
+			note := fmt.Sprintf("live-%d", i)
+			if err := w.InTx(ctx, tn.ID, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, "INSERT INTO items (owner, note) VALUES ($1, $2)", string(tn.ID), note)
+				return err
+			}); err == nil {
+				ok = append(ok, note)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	res, err := cs.p.Move(ctx, tn.ID, to)
+	require.NoError(t, err)
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	written := <-done
+	t.Logf("moved %d tables, %d rows, write pause %s, total %s; %d live writes succeeded", res.Tables, res.Rows, res.WritePause, res.Duration, len(written))
+	require.Equal(t, 2, res.Tables)
+	require.GreaterOrEqual(t, res.Rows, int64(1001))
+
+	moved, err := cs.p.Get(ctx, tn.ID)
+	require.NoError(t, err)
+	require.Equal(t, to, moved.Cluster)
+	require.Zero(t, cs.where(t, tn)[from], "old copy removed")
+	require.Equal(t, 3, cs.where(t, tn)[to])
+
+	for _, mode := range []router.Mode{router.SessionRole, router.TxLocal, router.TenantLogin} {
+		r := cs.router(t, router.Config{Mode: mode})
+		require.NoError(t, r.InTx(ctx, tn.ID, func(tx pgx.Tx) error {
+			var p, bulk int
+			var secret string
+			require.NoError(t, tx.QueryRow(ctx, "SELECT inet_server_port(), (SELECT count(*) FROM items WHERE note LIKE 'bulk-%'), (SELECT value FROM secrets WHERE id = 1)").Scan(&p, &bulk, &secret))
+			require.Equal(t, port[to], p)
+			require.Equal(t, 1000, bulk)
+			require.Equal(t, string(tn.ID), secret)
+			rows, err := tx.Query(ctx, "SELECT note FROM items WHERE note LIKE 'live-%'")
+			require.NoError(t, err)
+			live, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			require.NoError(t, err)
+			require.Subset(t, live, written, "every write that succeeded during the move survived it")
+			var maxID, newID int64
+			require.NoError(t, tx.QueryRow(ctx, "SELECT max(id) FROM items").Scan(&maxID))
+			require.NoError(t, tx.QueryRow(ctx, "INSERT INTO items (owner) VALUES ($1) RETURNING id", string(tn.ID)).Scan(&newID))
+			require.Greater(t, newID, maxID, "the identity sequence moved with the data")
+			return nil
+		}), "mode %s", mode)
+	}
+}

@@ -259,6 +259,37 @@ func (q *Queries) ListTenants(ctx context.Context, arg ListTenantsParams) ([]Ten
 	return items, nil
 }
 
+const setTenantCluster = `-- name: SetTenantCluster :one
+UPDATE tenants SET cluster = $2, updated_at = now() WHERE id = $1 RETURNING id, key, name, status, schema_name, role_name, cluster, limits, settings, schema_version, created_at, updated_at, deleted_at, retain_until
+`
+
+type SetTenantClusterParams struct {
+	ID      string `json:"id"`
+	Cluster string `json:"cluster"`
+}
+
+func (q *Queries) SetTenantCluster(ctx context.Context, arg SetTenantClusterParams) (Tenant, error) {
+	row := q.db.QueryRow(ctx, setTenantCluster, arg.ID, arg.Cluster)
+	var i Tenant
+	err := row.Scan(
+		&i.ID,
+		&i.Key,
+		&i.Name,
+		&i.Status,
+		&i.SchemaName,
+		&i.RoleName,
+		&i.Cluster,
+		&i.Limits,
+		&i.Settings,
+		&i.SchemaVersion,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.DeletedAt,
+		&i.RetainUntil,
+	)
+	return i, err
+}
+
 const setTenantDeleted = `-- name: SetTenantDeleted :one
 UPDATE tenants
 SET status = 'deleted', deleted_at = now(), retain_until = $2, updated_at = now()

@@ -51,3 +51,6 @@ LIMIT sqlc.arg('max_rows');
 
 -- name: CountTenantsByCluster :many
 SELECT cluster, count(*) AS n FROM tenants GROUP BY cluster ORDER BY cluster;
+
+-- name: SetTenantCluster :one
+UPDATE tenants SET cluster = $2, updated_at = now() WHERE id = $1 RETURNING *;
