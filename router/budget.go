@@ -72,6 +72,17 @@ func (b *budget) acquire(ctx context.Context, short func(), wake <-chan struct{}
 	return err
 }
 
+// tryAcquire takes a token if one is free and nobody waits.
+func (b *budget) tryAcquire() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used < b.max && len(b.waiters) == 0 {
+		b.take()
+		return true
+	}
+	return false
+}
+
 func (b *budget) take() {
 	b.used++
 	if b.used > b.high {

@@ -75,7 +75,6 @@ type tenantPool struct {
 
 	refs     int           // checkouts and waiters; the pool is not closed while > 0
 	inUse    int           // checkouts holding (or about to hold) a connection
-	waiting  int           // checkouts waiting for the budget
 	released chan struct{} // closed and replaced at every release
 	open     int           // connections counted against the budget
 	lastUsed time.Time
@@ -187,24 +186,37 @@ func (lp *loginPools) acquire(ctx context.Context, id tenancy.ID, start time.Tim
 			lp.mu.Unlock()
 			break
 		}
-		// A tenant that has connections waits for one of its own (or a free
-		// token); only a tenant with none makes others give one up, so that
-		// a busy tenant does not churn everyone's connections.
-		tp.waiting++
-		needy := tp.open == 0
-		var short func()
-		if needy {
-			lp.needy++
-			short = lp.evictOne
+		// A tenant that has connections takes a free token if there is one,
+		// else waits for one of its own connections; only a tenant with none
+		// waits in the budget's FIFO line and makes others give one up. So
+		// a busy tenant never grows at the expense of one with nothing, and
+		// nobody churns connections while the budget has room.
+		if tp.open > 0 {
+			if lp.budget.tryAcquire() {
+				tp.inUse++
+				lp.mu.Unlock()
+				tk = &ticket{b: lp.budget, held: 1}
+				ctx = context.WithValue(ctx, ticketKey{}, tk)
+				break
+			}
+			wake := tp.released
+			lp.mu.Unlock()
+			select {
+			case <-wake:
+				continue
+			case <-ctx.Done():
+				<-tp.sem
+				lp.unref(tp, false)
+				lp.timeouts.Add(1)
+				return nil, lp.busy(ctx, id, tp.limit, start, "one of the tenant's connections (the global budget is spent)")
+			}
 		}
+		lp.needy++
 		wake := tp.released
 		lp.mu.Unlock()
-		err := lp.budget.acquire(ctx, short, wake)
+		err := lp.budget.acquire(ctx, lp.evictOne, wake)
 		lp.mu.Lock()
-		tp.waiting--
-		if needy {
-			lp.needy--
-		}
+		lp.needy--
 		if err == nil {
 			tp.inUse++
 		}
@@ -402,9 +414,17 @@ func (lp *loginPools) dialer(tp *tenantPool, dial pgconn.DialFunc) pgconn.DialFu
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		tk, _ := ctx.Value(ticketKey{}).(*ticket)
 		if !tk.take() {
-			// A dial nobody reserved for (pgxpool replacing a broken idle
-			// connection, say): wait in line like everyone else.
-			if err := lp.budget.acquire(ctx, lp.evictOne, nil); err != nil {
+			// A dial nobody reserved for (pgxpool replacing a connection
+			// that broke or was trimmed meanwhile): wait in line like a
+			// tenant without connections, which it is for the moment.
+			lp.mu.Lock()
+			lp.needy++
+			lp.mu.Unlock()
+			err := lp.budget.acquire(ctx, lp.evictOne, nil)
+			lp.mu.Lock()
+			lp.needy--
+			lp.mu.Unlock()
+			if err != nil {
 				return nil, fmt.Errorf("waiting for the global connection budget of %d: %w", lp.budget.max, err)
 			}
 		}

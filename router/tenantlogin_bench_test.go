@@ -5,7 +5,11 @@ import (
 	crand "crypto/rand"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"sort"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -170,4 +174,107 @@ func BenchmarkTenantLogin(b *testing.B) {
 			b.ReportMetric(float64(st.MaxConns), "maxconns")
 		})
 	}
+}
+
+// BenchmarkTenantLoginRatio measures TenantLogin's throughput as a ratio of
+// the raw pool's in the same process, in alternating rounds (ABBA...), which
+// a shared, noisy machine needs. It ignores b.N; run it once:
+//
+//	go test -run '^$' -bench TenantLoginRatio -benchtime 1x ./router/
+//
+// $BULKHEAD_BENCH_ROUNDS (default 6) and $BULKHEAD_BENCH_ROUND (default 2s)
+// set the rounds. It reports the median ratio (TenantLogin ops / raw ops).
+func BenchmarkTenantLoginRatio(b *testing.B) {
+	benchDeployment(b)
+	d, tenants := benchSetup.d, benchSetup.tenants
+	ctx := context.Background()
+	const conns, workers = 100, 16
+	rounds, round := 6, 2*time.Second
+	if v, err := strconv.Atoi(os.Getenv("BULKHEAD_BENCH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	if v, err := time.ParseDuration(os.Getenv("BULKHEAD_BENCH_ROUND")); err == nil && v > 0 {
+		round = v
+	}
+
+	pc, err := pgxpool.ParseConfig(d.DB.AdminDSN)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pc.MaxConns = conns
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	sqls := make([]string, len(tenants))
+	for i, tn := range tenants {
+		sqls[i] = "SELECT note FROM " + pgx.Identifier{tn.Schema, "items"}.Sanitize() + " WHERE id = $1"
+	}
+	r, err := router.New(ctx, d.DB.GatewayDSN, &router.Config{Mode: router.TenantLogin, Credentials: benchSetup.creds, MaxConns: conns, MaxConnsPerTenant: 4, AcquireTimeout: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+
+	raw := func() error {
+		i := rand.IntN(len(tenants))
+		var note string
+		return pool.QueryRow(ctx, sqls[i], 1+rand.IntN(100)).Scan(&note)
+	}
+	routed := func() error {
+		tn := tenants[rand.IntN(len(tenants))]
+		c, err := r.Acquire(ctx, tn.ID)
+		if err != nil {
+			return err
+		}
+		defer c.Release()
+		var note string
+		return c.QueryRow(ctx, "SELECT note FROM items WHERE id = $1", 1+rand.IntN(100)).Scan(&note)
+	}
+	run := func(op func() error, dur time.Duration) float64 {
+		var n atomic.Int64
+		var wg sync.WaitGroup
+		deadline := time.Now().Add(dur)
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(deadline) {
+					if err := op(); err != nil {
+						b.Error(err)
+						return
+					}
+					n.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		return float64(n.Load()) / dur.Seconds()
+	}
+	// Warm-up: every connection, every statement cache.
+	run(raw, round)
+	run(routed, round)
+
+	var ratios []float64
+	for i := range rounds {
+		var rawOps, tlOps float64
+		if i%2 == 0 {
+			rawOps, tlOps = run(raw, round), run(routed, round)
+		} else {
+			tlOps, rawOps = run(routed, round), run(raw, round)
+		}
+		ratios = append(ratios, tlOps/rawOps)
+		b.Logf("round %d: raw %.0f ops/s, TenantLogin %.0f ops/s, ratio %.2f", i+1, rawOps, tlOps, tlOps/rawOps)
+	}
+	sort.Float64s(ratios)
+	median := ratios[len(ratios)/2]
+	if len(ratios)%2 == 0 {
+		median = (ratios[len(ratios)/2-1] + ratios[len(ratios)/2]) / 2
+	}
+	b.ReportMetric(median, "ratio-median")
+	b.ReportMetric(ratios[0], "ratio-min")
+	b.ReportMetric(ratios[len(ratios)-1], "ratio-max")
+	st := r.TenantPoolStat()
+	b.ReportMetric(float64(st.MaxConns), "maxconns")
 }
