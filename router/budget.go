@@ -18,6 +18,8 @@ type budget struct {
 	used    int
 	high    int // high-water mark of used
 	waiters []*budgetWaiter
+	// onRetry, when set, runs before a waiter's periodic retry.
+	onRetry func()
 }
 
 type budgetWaiter struct {
@@ -26,6 +28,18 @@ type budgetWaiter struct {
 }
 
 func newBudget(max int) *budget { return &budget{max: max} }
+
+// shortRetry is how often a budget waiter asks again for room.
+const shortRetry = 100 * time.Millisecond
+
+// retry calls short through b.onRetry when set (the pools reset their
+// estimate of connections being freed first).
+func (b *budget) retry(short func()) {
+	if b.onRetry != nil {
+		b.onRetry()
+	}
+	short()
+}
 
 // errWoken: budget.acquire gave up its place because wake fired.
 var errWoken = errors.New("woken")
@@ -46,14 +60,29 @@ func (b *budget) acquire(ctx context.Context, short func(), wake <-chan struct{}
 	if short != nil {
 		short()
 	}
+	// While waiting, ask again now and then: room made for others may have
+	// gone to them, or an estimate of what is being freed may be stale.
+	var tick <-chan time.Time
+	if short != nil {
+		t := time.NewTicker(shortRetry)
+		defer t.Stop()
+		tick = t.C
+	}
 	var err error
-	select {
-	case <-w.ch:
-		return nil
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-wake:
-		err = errWoken
+wait:
+	for {
+		select {
+		case <-w.ch:
+			return nil
+		case <-ctx.Done():
+			err = ctx.Err()
+			break wait
+		case <-wake:
+			err = errWoken
+			break wait
+		case <-tick:
+			b.retry(short)
+		}
 	}
 	b.mu.Lock()
 	if w.granted {
@@ -72,11 +101,11 @@ func (b *budget) acquire(ctx context.Context, short func(), wake <-chan struct{}
 	return err
 }
 
-// tryAcquire takes a token if one is free and nobody waits.
-func (b *budget) tryAcquire() bool {
+// tryAcquire takes a token if more than reserve are free and nobody waits.
+func (b *budget) tryAcquire(reserve int) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.used < b.max && len(b.waiters) == 0 {
+	if b.used < b.max-reserve && len(b.waiters) == 0 {
 		b.take()
 		return true
 	}

@@ -55,9 +55,12 @@ type loginPools struct {
 	lru    list.List // of *tenantPool; front: most recently used
 	closed bool
 	needy  int // budget waiters whose pool has no connection
-	stop   chan struct{}
-	reaper sync.Once
-	wg     sync.WaitGroup // pools being closed, the reaper
+	// freeing counts connections being closed to make room, whose tokens
+	// have not come back yet; evictions stop while it covers needy.
+	freeing int
+	stop    chan struct{}
+	reaper  sync.Once
+	wg      sync.WaitGroup // pools being closed, the reaper
 
 	created, evicted, reaped, trimmed, timeouts atomic.Int64
 }
@@ -96,6 +99,13 @@ func newLoginPools(r *Router, pc *pgxpool.Config, clusters map[string]*pgxpool.C
 	}
 	for name, cc := range clusters {
 		lp.bases[name] = loginBase(r, cc)
+	}
+	lp.budget.onRetry = func() {
+		// A waiter still waits: the estimate of what is being freed may be
+		// stale (a connection counted twice); start again from zero.
+		lp.mu.Lock()
+		lp.freeing = 0
+		lp.mu.Unlock()
 	}
 	return lp
 }
@@ -186,13 +196,15 @@ func (lp *loginPools) acquire(ctx context.Context, id tenancy.ID, start time.Tim
 			lp.mu.Unlock()
 			break
 		}
-		// A tenant that has connections takes a free token if there is one,
-		// else waits for one of its own connections; only a tenant with none
-		// waits in the budget's FIFO line and makes others give one up. So
-		// a busy tenant never grows at the expense of one with nothing, and
-		// nobody churns connections while the budget has room.
+		// A tenant that has connections takes a free token if the budget
+		// has more free than its reserve (a tenth, kept for tenants with no
+		// connection at all), else waits for one of its own connections;
+		// only a tenant with none waits in the budget's FIFO line and makes
+		// others give one up. So a busy tenant never grows at the expense of
+		// one with nothing, and when every active tenant has its connection,
+		// nobody churns.
 		if tp.open > 0 {
-			if lp.budget.tryAcquire() {
+			if lp.budget.tryAcquire(max(1, lp.budget.max/10)) {
 				tp.inUse++
 				lp.mu.Unlock()
 				tk = &ticket{b: lp.budget, held: 1}
@@ -443,10 +455,23 @@ func (lp *loginPools) dialer(tp *tenantPool, dial pgconn.DialFunc) pgconn.DialFu
 		return &budgetConn{Conn: nc, done: func() {
 			lp.mu.Lock()
 			tp.open--
+			// Waiters counting on this connection must look again (and
+			// queue for the budget if it was the pool's last).
+			tp.wakeLocked()
+			if lp.freeing > 0 {
+				lp.freeing--
+			}
 			lp.mu.Unlock()
 			giveBack()
 		}}, nil
 	}
+}
+
+// wakeLocked wakes the checkouts waiting for one of tp's connections.
+// lp.mu must be held.
+func (tp *tenantPool) wakeLocked() {
+	close(tp.released)
+	tp.released = make(chan struct{})
 }
 
 // undo reverts a checkout that got no connection.
@@ -460,9 +485,8 @@ func (lp *loginPools) unref(tp *tenantPool, held bool) {
 	lp.mu.Lock()
 	if held {
 		tp.inUse--
-		// Wake this pool's own budget waiters: the connection is theirs.
-		close(tp.released)
-		tp.released = make(chan struct{})
+		// Wake this pool's own waiters: the connection is theirs.
+		tp.wakeLocked()
 	}
 	needy := lp.needy
 	tp.refs--
@@ -518,25 +542,37 @@ func (lp *loginPools) closePool(tp *tenantPool) {
 	}()
 }
 
-// evictOne frees room in the budget, cheapest loss first: a surplus idle
-// connection (one of two or more idle in a pool), else the least recently
-// used pool that serves no checkout, else any idle connection. Pools are
-// scanned from the least recently used. Tokens return once the server has
-// closed the connections.
+// evictOne frees room in the budget, cheapest loss first: an idle
+// connection of a pool that has more than one, else, unless some pool has
+// more than one connection all in use (one of them will be released soon,
+// and trimming it is cheaper), the least recently used pool that serves no
+// checkout, else any idle connection. Pools are scanned from the least
+// recently used. Tokens return once the server has closed the connections.
 func (lp *loginPools) evictOne() {
 	lp.mu.Lock()
+	if lp.freeing >= lp.needy {
+		lp.mu.Unlock()
+		return
+	}
 	var trim, lastIdle *tenantPool
+	busySurplus := false
 	for e := lp.lru.Back(); e != nil; e = e.Prev() {
 		tp := e.Value.(*tenantPool)
-		if tp.open-tp.inUse >= 2 {
+		if tp.open >= 2 && tp.open > tp.inUse {
 			trim = tp
 			break
 		}
+		busySurplus = busySurplus || tp.open >= 2
 		if lastIdle == nil && tp.refs == 0 && tp.open > 0 {
 			lastIdle = tp
 		}
 	}
+	if trim == nil && busySurplus {
+		lp.mu.Unlock()
+		return
+	}
 	if trim == nil && lastIdle != nil {
+		lp.freeing += lastIdle.open
 		lp.removeLocked(lastIdle)
 		lp.mu.Unlock()
 		lp.evicted.Add(1)
@@ -551,7 +587,9 @@ func (lp *loginPools) evictOne() {
 		}
 	}
 	if trim != nil {
-		trim.refs++ // keeps it open while trimming
+		trim.refs++  // keeps it open while trimming
+		trim.inUse++ // the idle connection to close: nobody else counts on it
+		lp.freeing++
 	}
 	lp.mu.Unlock()
 	if trim == nil {
@@ -562,14 +600,29 @@ func (lp *loginPools) evictOne() {
 	go func() {
 		defer lp.wg.Done()
 		idle := trim.pool.AcquireAllIdle(context.Background())
-		for i, c := range idle {
-			if i == 0 {
-				ctx, cancel := context.WithTimeout(context.Background(), drainTimeout+time.Second)
-				_ = c.Conn().Close(ctx)
-				cancel()
+		if len(idle) == 0 {
+			// Taken meanwhile: nothing will come back from this trim.
+			lp.mu.Lock()
+			if lp.freeing > 0 {
+				lp.freeing--
 			}
-			c.Release() // a closed connection is destroyed by the pool
+			lp.mu.Unlock()
 		}
+		// Give the others back at once, then close the first: a closed
+		// connection is destroyed by the pool on release.
+		for _, c := range idle[min(1, len(idle)):] {
+			c.Release()
+		}
+		if len(idle) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), drainTimeout+time.Second)
+			_ = idle[0].Conn().Close(ctx)
+			cancel()
+			idle[0].Release()
+		}
+		lp.mu.Lock()
+		trim.inUse--
+		trim.wakeLocked()
+		lp.mu.Unlock()
 		lp.unref(trim, false)
 	}()
 }

@@ -277,4 +277,5 @@ func BenchmarkTenantLoginRatio(b *testing.B) {
 	b.ReportMetric(ratios[len(ratios)-1], "ratio-max")
 	st := r.TenantPoolStat()
 	b.ReportMetric(float64(st.MaxConns), "maxconns")
+	b.Logf("tenant pools: %+v", st)
 }

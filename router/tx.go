@@ -132,7 +132,7 @@ func (r *Router) InTx(ctx context.Context, id tenancy.ID, fn func(pgx.Tx) error)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after Commit
 	if err := fn(tx); err != nil {
-		return err
+		return connLost(err) // a broken connection matches tenancy.ErrConnLost
 	}
-	return tx.Commit(ctx)
+	return connLost(tx.Commit(ctx))
 }
