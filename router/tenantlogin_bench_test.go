@@ -183,7 +183,9 @@ func BenchmarkTenantLogin(b *testing.B) {
 //	go test -run '^$' -bench TenantLoginRatio -benchtime 1x ./router/
 //
 // $BULKHEAD_BENCH_ROUNDS (default 6) and $BULKHEAD_BENCH_ROUND (default 2s)
-// set the rounds. It reports the median ratio (TenantLogin ops / raw ops).
+// set the rounds, $BULKHEAD_BENCH_BUDGET (default 100, the raw pool's size)
+// TenantLogin's MaxConns. It reports the median ratio (TenantLogin ops / raw
+// ops). CI runs no benchmark.
 func BenchmarkTenantLoginRatio(b *testing.B) {
 	benchDeployment(b)
 	d, tenants := benchSetup.d, benchSetup.tenants
@@ -195,6 +197,10 @@ func BenchmarkTenantLoginRatio(b *testing.B) {
 	}
 	if v, err := time.ParseDuration(os.Getenv("BULKHEAD_BENCH_ROUND")); err == nil && v > 0 {
 		round = v
+	}
+	budget := conns
+	if v, err := strconv.Atoi(os.Getenv("BULKHEAD_BENCH_BUDGET")); err == nil && v > 0 {
+		budget = v
 	}
 
 	pc, err := pgxpool.ParseConfig(d.DB.AdminDSN)
@@ -211,7 +217,7 @@ func BenchmarkTenantLoginRatio(b *testing.B) {
 	for i, tn := range tenants {
 		sqls[i] = "SELECT note FROM " + pgx.Identifier{tn.Schema, "items"}.Sanitize() + " WHERE id = $1"
 	}
-	r, err := router.New(ctx, d.DB.GatewayDSN, &router.Config{Mode: router.TenantLogin, Credentials: benchSetup.creds, MaxConns: conns, MaxConnsPerTenant: 4, AcquireTimeout: time.Minute})
+	r, err := router.New(ctx, d.DB.GatewayDSN, &router.Config{Mode: router.TenantLogin, Credentials: benchSetup.creds, MaxConns: budget, MaxConnsPerTenant: 4, AcquireTimeout: time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}
