@@ -69,6 +69,14 @@ func (p *Provisioner) ClusterNames() []string {
 	return append(out, others...)
 }
 
+// ClusterPool returns the admin pool of cluster name (Config.Cluster or a
+// key of Config.Clusters), for tools that work on tenants where they live,
+// such as a migration fan-out (a tenant's cluster is Tenant.Cluster).
+func (p *Provisioner) ClusterPool(name string) (*pgxpool.Pool, error) {
+	pool, _, err := p.clusterPool(name)
+	return pool, err
+}
+
 // clusterPool returns the admin pool of cluster name, and whether it is the
 // primary (the catalog's own pool).
 func (p *Provisioner) clusterPool(name string) (*pgxpool.Pool, bool, error) {

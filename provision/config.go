@@ -55,6 +55,12 @@ type Config struct {
 	// Restore, dropped by Purge. Give the router the same Credentials.
 	// Default: nil, no login roles (SessionRole and TxLocal need none).
 	Credentials tenancy.Credentials
+	// NoGatewayMembership, when true, never makes the gateway a member of
+	// tenant runtime roles (and EnsureLogin takes such memberships away),
+	// for deployments whose routers all run TenantLogin: the gateway then
+	// only calls route_tenant, and its password opens no tenant. SessionRole
+	// and TxLocal routers cannot serve such tenants. Default: false.
+	NoGatewayMembership bool
 }
 
 // WithDefaults returns a copy of c with every zero field set to its default.

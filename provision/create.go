@@ -153,7 +153,11 @@ func (p *Provisioner) Create(ctx context.Context, id tenancy.ID, opts *CreateOpt
 			if err := p.step(stepMembership); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, "RESET ROLE; "+p.controlPath()+"; GRANT "+quote(role)+" TO "+quote(p.cfg.GatewayRole)); err != nil {
+			membership := "RESET ROLE; " + p.controlPath()
+			if !p.cfg.NoGatewayMembership {
+				membership += "; GRANT " + quote(role) + " TO " + quote(p.cfg.GatewayRole)
+			}
+			if _, err := tx.Exec(ctx, membership); err != nil {
 				return fmt.Errorf("granting the gateway membership: %w", err)
 			}
 

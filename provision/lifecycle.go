@@ -201,7 +201,7 @@ func (p *Provisioner) transition(ctx context.Context, id tenancy.ID, op string, 
 			return fmt.Errorf("%w: tenant %q could be restored until %s", tenancy.ErrRetentionExpired, id, row.RetainUntil.Time.Format(time.RFC3339))
 		}
 		membership := "REVOKE " + quote(row.RoleName) + " FROM " + quote(p.cfg.GatewayRole)
-		if to == tenancy.StatusActive {
+		if to == tenancy.StatusActive && !p.cfg.NoGatewayMembership {
 			membership = "GRANT " + quote(row.RoleName) + " TO " + quote(p.cfg.GatewayRole)
 		}
 		// On the tenant's cluster (cluster.go): another cluster commits first.

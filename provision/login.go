@@ -186,7 +186,8 @@ func (p *Provisioner) dropLoginTx(ctx context.Context, tx pgx.Tx, key tenancy.Ke
 // EnsureLogin creates or repairs tenant id's login role from the configured
 // Credentials: membership in its runtime role only, the current password,
 // the pinned search_path, and LOGIN if the tenant is active (NOLOGIN
-// otherwise). Use it to give login roles to tenants created before
+// otherwise); with Config.NoGatewayMembership it also takes the gateway's
+// membership in the runtime role away. Use it to give login roles to tenants created before
 // Config.Credentials was set, and to re-set every password after rotating
 // the master secret. It needs Config.Credentials.
 func (p *Provisioner) EnsureLogin(ctx context.Context, id tenancy.ID) (*tenancy.Tenant, error) {
@@ -206,6 +207,11 @@ func (p *Provisioner) EnsureLogin(ctx context.Context, id tenancy.ID) (*tenancy.
 		if _, err := p.onCluster(ctx, tx, row.Cluster, func(tx pgx.Tx) error {
 			if err := p.ensureLoginTx(ctx, tx, tenancy.Key(row.Key), row.SchemaName, row.RoleName, active); err != nil {
 				return err
+			}
+			if p.cfg.NoGatewayMembership {
+				if _, err := tx.Exec(ctx, "REVOKE "+quote(row.RoleName)+" FROM "+quote(p.cfg.GatewayRole)); err != nil {
+					return fmt.Errorf("revoking the gateway's membership: %w", err)
+				}
 			}
 			_, err := tx.Exec(ctx, p.controlPath())
 			return err

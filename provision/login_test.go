@@ -192,3 +192,40 @@ func TestDerivedCredentials(t *testing.T) {
 	_, err = c.LoginPassword(context.Background(), "short")
 	require.Error(t, err)
 }
+
+// TestNoGatewayMembership: for TenantLogin-only deployments the gateway is
+// never a member of a tenant role, not even while the tenant is active, and
+// EnsureLogin takes memberships granted earlier away.
+func TestNoGatewayMembership(t *testing.T) {
+	t.Parallel()
+	d := deployment(t) // its Provisioner grants the gateway membership
+	conn := super(t, d)
+	ctx := ctxT(t)
+	old := d.NewTenant(t, nil)
+	p, err := provision.New(d.Admin, &provision.Config{Naming: tenancy.Naming{Prefix: d.DB.Prefix}, GatewayRole: d.DB.GatewayRole,
+		Credentials: credentials(t), NoGatewayMembership: true})
+	require.NoError(t, err)
+	member := func(role string) bool {
+		var m bool
+		require.NoError(t, conn.QueryRow(ctx, "SELECT pg_has_role($1, $2, 'MEMBER')", d.DB.GatewayRole, role).Scan(&m))
+		return m
+	}
+	require.True(t, member(old.Role))
+	_, err = p.EnsureLogin(ctx, old.ID)
+	require.NoError(t, err)
+	require.False(t, member(old.Role), "EnsureLogin revoked the gateway's membership")
+
+	tn, err := p.Create(ctx, "no-gateway", nil)
+	require.NoError(t, err)
+	require.False(t, member(tn.Role))
+	_, err = p.Suspend(ctx, tn.ID)
+	require.NoError(t, err)
+	_, err = p.Activate(ctx, tn.ID)
+	require.NoError(t, err)
+	require.False(t, member(tn.Role))
+	require.True(t, readLogin(t, conn, tenancy.Naming{Prefix: d.DB.Prefix}.LoginRole(tn.Key)).canLogin)
+	_, err = p.Delete(ctx, tn.ID, nil)
+	require.NoError(t, err)
+	_, err = p.Purge(ctx, tn.ID)
+	require.NoError(t, err)
+}

@@ -54,8 +54,11 @@ type MoveResult struct {
 //     drop their connections and pools for the tenant within StatusTTL).
 //  5. The old copy is dropped, in batches, like Purge.
 //
-// A failure before step 4 leaves the tenant on the old cluster, writable
-// again, with nothing left on the new one. The pause is the time of step 2
+// An error before step 4 leaves the tenant on the old cluster, writable
+// again, with nothing left on the new one. A crash of the calling process
+// between the commit of step 3 and step 4 leaves the old copy unroutable
+// and the new one unrecorded: re-grant the old copy (or switch the catalog
+// by hand) and drop the new one; Move does not resume. The pause is the time of step 2
 // and 3 (MoveResult.WritePause): proportional to the tenant's data; reads
 // are never paused, and writes are delayed, not lost, until the commit of
 // step 3, after which they fail until routers see the new cluster.
@@ -121,7 +124,7 @@ func (p *Provisioner) move(ctx context.Context, id tenancy.ID, to string) (*Move
 	if _, err := dst.Exec(ctx, "RESET ROLE"); err != nil {
 		return nil, err
 	}
-	if active {
+	if active && !p.cfg.NoGatewayMembership {
 		if _, err := dst.Exec(ctx, "GRANT "+quote(t.Role)+" TO "+quote(p.cfg.GatewayRole)); err != nil {
 			return nil, fmt.Errorf("granting the gateway membership on cluster %q: %w", to, err)
 		}
@@ -263,7 +266,7 @@ func (p *Provisioner) restoreSource(ctx context.Context, t *tenancy.Tenant, acti
 			"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA " + s + " TO " + r,
 			"RESET ROLE",
 		}
-		if active {
+		if active && !p.cfg.NoGatewayMembership {
 			stmts = append(stmts, "GRANT "+r+" TO "+quote(p.cfg.GatewayRole))
 		}
 		if _, err := tx.Exec(ctx, strings.Join(stmts, "; ")); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bulkhead-go/bulkhead/isotest"
+	"github.com/bulkhead-go/bulkhead/provision"
 	"github.com/bulkhead-go/bulkhead/router"
 	"github.com/bulkhead-go/bulkhead/tenancy"
 )
@@ -381,4 +382,29 @@ func TestTenantLoginWrongSecret(t *testing.T) {
 	require.Error(t, err)
 	require.False(t, errors.Is(err, tenancy.ErrBusy))
 	require.Contains(t, err.Error(), "Credentials")
+}
+
+// TestTenantLoginWithoutGatewayMembership: in a TenantLogin-only deployment
+// (provision.Config.NoGatewayMembership) tenants are served, and the
+// gateway itself can switch to none of them.
+func TestTenantLoginWithoutGatewayMembership(t *testing.T) {
+	t.Parallel()
+	d, creds := newLoginDeployment(t, router.Config{})
+	ctx := ctxT(t)
+	p, err := provision.New(d.Admin, &provision.Config{Naming: tenancy.Naming{Prefix: d.DB.Prefix}, GatewayRole: d.DB.GatewayRole,
+		Migrations: testMigrations, Credentials: creds, NoGatewayMembership: true})
+	require.NoError(t, err)
+	tn, err := p.Create(ctx, "tl-only", nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = d.RemoveTenant(context.Background(), tn.ID) })
+
+	plant(t, d.Router, tn.ID)
+	shared := newRouter(t, d, router.Config{})
+	_, err = shared.Acquire(ctx, tn.ID)
+	requireSQLState(t, err, pgerrcode.InsufficientPrivilege)
+	gw, err := pgx.Connect(ctx, d.DB.GatewayDSN)
+	require.NoError(t, err)
+	defer gw.Close(context.Background())
+	_, err = gw.Exec(ctx, "SET ROLE "+pgx.Identifier{tn.Role}.Sanitize())
+	requireSQLState(t, err, pgerrcode.InsufficientPrivilege)
 }
