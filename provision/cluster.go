@@ -158,9 +158,11 @@ func (p *Provisioner) dropTenantObjects(ctx context.Context, name string, key te
 	if err := p.dropLoginTx(ctx, tx, key); err != nil {
 		return err
 	}
-	stmts := "SET LOCAL ROLE " + quote(p.cfg.Naming.OwnerRole()) + "; DROP SCHEMA IF EXISTS " + quote(schema) + " CASCADE; RESET ROLE; " +
-		"REVOKE ALL ON DATABASE " + quote(p.database(ctx, tx)) + " FROM " + quote(role) + "; DROP ROLE IF EXISTS " + quote(role)
+	stmts := "SET LOCAL ROLE " + quote(p.cfg.Naming.OwnerRole()) + "; DROP SCHEMA IF EXISTS " + quote(schema) + " CASCADE; RESET ROLE"
 	if _, err := tx.Exec(ctx, stmts); err != nil {
+		return err
+	}
+	if err := dropRole(ctx, tx, role); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)

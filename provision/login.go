@@ -171,16 +171,7 @@ func (p *Provisioner) setLoginTx(ctx context.Context, tx pgx.Tx, key tenancy.Key
 // dropLoginTx drops tenant key's login role if it exists, whatever the
 // configuration (a deployment may have turned login roles off since).
 func (p *Provisioner) dropLoginTx(ctx context.Context, tx pgx.Tx, key tenancy.Key) error {
-	login := p.cfg.Naming.LoginRole(key)
-	exists, err := roleExists(ctx, tx, login)
-	if err != nil || !exists {
-		return err
-	}
-	stmt := "REVOKE ALL ON DATABASE " + quote(p.database(ctx, tx)) + " FROM " + quote(login) + "; DROP ROLE " + quote(login)
-	if _, err := tx.Exec(ctx, stmt); err != nil {
-		return fmt.Errorf("dropping login role %q: %w", login, err)
-	}
-	return nil
+	return dropRole(ctx, tx, p.cfg.Naming.LoginRole(key))
 }
 
 // EnsureLogin creates or repairs tenant id's login role from the configured

@@ -78,15 +78,11 @@ func (p *Provisioner) Purge(ctx context.Context, id tenancy.ID) (*PurgeResult, e
 				"SET LOCAL ROLE " + owner,
 				"DROP SCHEMA IF EXISTS " + quote(row.SchemaName) + " CASCADE",
 				"RESET ROLE",
-				// Database-level grants an operator may have added (TEMP,
-				// CONNECT) would keep the role from being dropped.
-				"REVOKE ALL ON DATABASE " + quote(p.database(ctx, tx)) + " FROM " + quote(row.RoleName),
-				"DROP ROLE " + quote(row.RoleName),
 			}
 			if _, err := tx.Exec(ctx, strings.Join(stmts, "; ")); err != nil {
-				return fmt.Errorf("dropping schema and role: %w", err)
+				return fmt.Errorf("dropping schema: %w", err)
 			}
-			return nil
+			return dropRole(ctx, tx, row.RoleName)
 		}); err != nil {
 			return err
 		}
@@ -191,4 +187,22 @@ func (p *Provisioner) PurgeExpired(ctx context.Context, limit int) ([]*PurgeResu
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// dropRole drops a tenant role and everything it still owns or was granted in
+// this database: large objects it created (they live outside its schema and
+// would otherwise block DROP ROLE), privileges an operator granted it (TEMP,
+// CONNECT), default privileges. DROP OWNED needs the role's privileges, so
+// the admin takes membership first; the grant vanishes with the role in the
+// same transaction. A role that does not exist is not an error.
+func dropRole(ctx context.Context, tx pgx.Tx, role string) error {
+	exists, err := roleExists(ctx, tx, role)
+	if err != nil || !exists {
+		return err
+	}
+	r := quote(role)
+	if _, err := tx.Exec(ctx, "GRANT "+r+" TO CURRENT_USER; DROP OWNED BY "+r+"; DROP ROLE "+r); err != nil {
+		return fmt.Errorf("dropping role %q: %w", role, err)
+	}
+	return nil
 }
