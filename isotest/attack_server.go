@@ -9,7 +9,7 @@ import (
 
 const residualNotify = "LISTEN and NOTIFY have no privileges in PostgreSQL: any session of the database can listen on, or send to, any channel whose name it knows or guesses. Never put tenant data in notification payloads (send an opaque event and let the tenant read through its own connection), and do not trust a notification's origin."
 
-const residualLargeObject = "Large objects live outside schemas, and creating one is allowed to PUBLIC by default. A tenant can store data the schema quota does not see, and a large object it owns makes its tenant role impossible to drop until it is removed. Revoke lo_create, lo_creat, lo_from_bytea and lo_import from PUBLIC (needs a superuser) if tenants run arbitrary SQL; their OIDs and owners are listed in pg_largeobject_metadata to everyone."
+const residualLargeObject = "Large objects live outside schemas, and creating one is allowed to PUBLIC by default. A tenant can store data the schema quota does not see (provision.Purge removes it with the tenant's role). Revoke lo_create, lo_creat, lo_from_bytea and lo_import from PUBLIC (needs a superuser) if tenants run arbitrary SQL; their OIDs and owners are listed in pg_largeobject_metadata to everyone."
 
 func init() {
 	register(
@@ -194,7 +194,7 @@ func init() {
 		&Attack{
 			ID: "LO-004", Class: ClassLargeObject, Severity: SeverityMedium,
 			Title:       "Create a large object outside the tenant's schema",
-			Description: "A large object is database-wide storage that survives the tenant's schema and blocks DROP ROLE at purge until it is unlinked.",
+			Description: "A large object is database-wide storage outside the tenant's schema (provision.Purge removes it with DROP OWNED).",
 			Action:      "SELECT lo_from_bytea(0, '...')",
 			Expect:      expectAll(Write), Residual: residualLargeObject,
 			run: func(ctx context.Context, e *env) observation {

@@ -45,10 +45,17 @@ func (s *Server) CreateDatabase(ctx context.Context) (*Database, error) {
 		OwnerRole:   prefix + "_dbowner",
 		srv:         s,
 	}
-	adminPW, gatewayPW := randomLower(24), randomLower(24)
+	if err := d.create(ctx, s, randomLower(24), randomLower(24)); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// create creates d's roles and database on s with the given passwords.
+func (d *Database) create(ctx context.Context, s *Server, adminPW, gatewayPW string) error {
 	conn, err := pgx.Connect(ctx, s.DSN())
 	if err != nil {
-		return nil, fmt.Errorf("isotest: connecting as superuser: %w", err)
+		return fmt.Errorf("isotest: connecting as superuser: %w", err)
 	}
 	defer conn.Close(ctx)
 	q := func(s string) string { return pgx.Identifier{s}.Sanitize() }
@@ -61,13 +68,31 @@ func (s *Server) CreateDatabase(ctx context.Context) (*Database, error) {
 	} {
 		if _, err := conn.Exec(ctx, stmt); err != nil {
 			_ = d.drop(ctx, conn)
-			return nil, fmt.Errorf("isotest: creating database: %s: %w", stmt, err)
+			return fmt.Errorf("isotest: creating database: %s: %w", stmt, err)
 		}
 	}
 	d.SuperDSN = withDatabase(s.DSN(), d.Name)
 	d.AdminDSN = s.DSNFor(d.Name, d.AdminRole, adminPW)
 	d.GatewayDSN = s.DSNFor(d.Name, d.GatewayRole, gatewayPW)
-	return d, nil
+	return nil
+}
+
+// CreateDatabaseLike creates, on s, a database like like (which lives on
+// another server): same name, prefix, roles and passwords, set up the same
+// way. It is how tests get several clusters that one bulkhead deployment
+// spans: role names and the gateway's password are the same everywhere.
+// Drop it with s.DropDatabase.
+func (s *Server) CreateDatabaseLike(ctx context.Context, like *Database) (*Database, error) {
+	pw := func(dsn string) string {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return ""
+		}
+		p, _ := u.User.Password()
+		return p
+	}
+	d := &Database{Name: like.Name, Prefix: like.Prefix, AdminRole: like.AdminRole, GatewayRole: like.GatewayRole, OwnerRole: like.OwnerRole, srv: s}
+	return d, d.create(ctx, s, pw(like.AdminDSN), pw(like.GatewayDSN))
 }
 
 // DropDatabase drops d and every role whose name starts with its prefix

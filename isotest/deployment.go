@@ -23,6 +23,10 @@ type DeploymentOpts struct {
 	// Router configures the router; its zero value means SessionRole with
 	// defaults.
 	Router router.Config
+	// Credentials, when set, gives every tenant a login role
+	// (provision.Config.Credentials) and, unless Router.Credentials is set,
+	// is the router's too, for TenantLogin mode. Default: none.
+	Credentials tenancy.Credentials
 }
 
 // Deployment is a complete bulkhead setup on a fresh Database: an admin pool,
@@ -59,6 +63,7 @@ func StartDeployment(ctx context.Context, srv *Server, opts *DeploymentOpts) (d 
 		Naming:      tenancy.Naming{Prefix: db.Prefix},
 		GatewayRole: db.GatewayRole,
 		Migrations:  opts.Migrations,
+		Credentials: opts.Credentials,
 	})
 	if err != nil {
 		return nil, err
@@ -67,6 +72,9 @@ func StartDeployment(ctx context.Context, srv *Server, opts *DeploymentOpts) (d 
 		return nil, err
 	}
 	rc := opts.Router
+	if rc.Credentials == nil {
+		rc.Credentials = opts.Credentials
+	}
 	if d.Router, err = router.New(ctx, db.GatewayDSN, &rc); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package isotest_test
 
 import (
 	"context"
+	"crypto/rand"
 	"os"
 	"testing"
 	"testing/fstest"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/bulkhead-go/bulkhead/isotest"
 	"github.com/bulkhead-go/bulkhead/router"
+	"github.com/bulkhead-go/bulkhead/tenancy"
 )
 
 // routerConfig is the router configuration the suite runs against: a
@@ -33,10 +35,18 @@ var appMigrations = fstest.MapFS{
 // its mode's documented residual.
 func TestSuiteAgainstRouter(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []router.Mode{router.SessionRole, router.TxLocal} {
+	for _, mode := range []router.Mode{router.SessionRole, router.TxLocal, router.TenantLogin} {
 		t.Run(mode.String(), func(t *testing.T) {
 			t.Parallel()
-			d := isotest.NewDeployment(t, &isotest.DeploymentOpts{Router: routerConfig(mode), Migrations: appMigrations})
+			opts := &isotest.DeploymentOpts{Router: routerConfig(mode), Migrations: appMigrations}
+			if mode == router.TenantLogin {
+				secret := make([]byte, 32)
+				_, _ = rand.Read(secret)
+				creds, err := tenancy.NewDerivedCredentials(secret)
+				require.NoError(t, err)
+				opts.Credentials = creds
+			}
+			d := isotest.NewDeployment(t, opts)
 			target := &isotest.Target{Router: d.Router, Provisioner: d.Provisioner, Admin: d.Admin}
 			if mode == router.TxLocal {
 				// An application's own tenants, with its own tables, instead of

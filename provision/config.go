@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/bulkhead-go/bulkhead/tenancy"
 )
 
@@ -27,14 +29,38 @@ type Config struct {
 	Migrations fs.FS
 	// Retention is how long Delete keeps a tenant's data. Default: DefaultRetention.
 	Retention time.Duration
-	// Cluster is recorded on tenants this Provisioner creates. Default: "default".
+	// Cluster names the cluster of the admin pool given to New: the primary,
+	// which holds the catalog. It is recorded on the tenants placed there.
+	// Default: "default".
 	Cluster string
+	// Clusters adds other clusters, by name, with an admin pool on each (the
+	// same roles and database set up as on the primary; Init hardens each).
+	// New tenants are spread over the primary and these by Placement.
+	// Default: none, every tenant on the primary.
+	Clusters map[string]*pgxpool.Pool
+	// Placement picks the cluster of each new tenant when Clusters is set.
+	// Default: LeastTenants.
+	Placement Placement
 	// PurgeBatch is how many tables Purge drops per transaction, so purging a
 	// schema with thousands of objects never exhausts max_locks_per_transaction.
 	// Default: 100.
 	PurgeBatch int
 	// MigrationLockTimeout bounds lock waits while migrating. Default: 5s.
 	MigrationLockTimeout time.Duration
+
+	// Credentials, when set, makes every tenant also get a LOGIN role
+	// (Naming.LoginRole) for the router's TenantLogin mode, with the password
+	// these Credentials give (see login.go): created by Create, disabled
+	// (NOLOGIN) by Suspend, Archive and Delete, enabled by Activate and
+	// Restore, dropped by Purge. Give the router the same Credentials.
+	// Default: nil, no login roles (SessionRole and TxLocal need none).
+	Credentials tenancy.Credentials
+	// NoGatewayMembership, when true, never makes the gateway a member of
+	// tenant runtime roles (and EnsureLogin takes such memberships away),
+	// for deployments whose routers all run TenantLogin: the gateway then
+	// only calls route_tenant, and its password opens no tenant. SessionRole
+	// and TxLocal routers cannot serve such tenants. Default: false.
+	NoGatewayMembership bool
 }
 
 // WithDefaults returns a copy of c with every zero field set to its default.
@@ -58,6 +84,9 @@ func (c *Config) WithDefaults() *Config {
 	if out.Cluster == "" {
 		out.Cluster = "default"
 	}
+	if out.Placement == nil {
+		out.Placement = LeastTenants{}
+	}
 	if out.PurgeBatch == 0 {
 		out.PurgeBatch = 100
 	}
@@ -74,6 +103,11 @@ func (c *Config) validate() error {
 	for field, v := range map[string]string{"ControlSchema": c.ControlSchema, "GatewayRole": c.GatewayRole, "Cluster": c.Cluster} {
 		if len(v) > 63 {
 			return fmt.Errorf("provision: Config.%s %q is longer than 63 bytes", field, v)
+		}
+	}
+	for name, pool := range c.Clusters {
+		if name == "" || len(name) > 63 || name == c.Cluster || pool == nil {
+			return fmt.Errorf("provision: Config.Clusters[%q]: names must be 1 to 63 bytes, differ from Config.Cluster %q, and have an admin pool", name, c.Cluster)
 		}
 	}
 	if c.Retention < 0 {

@@ -32,13 +32,14 @@ const (
 	stepGrants     = "grants"
 	stepMigrations = "migrations"
 	stepMembership = "membership"
+	stepLogin      = "login"
 	stepActivate   = "activate"
 	stepCommit     = "commit"
 )
 
 // CreateSteps lists Create's steps in order (for failure-injection tests and
 // progress displays).
-var CreateSteps = []string{stepCatalog, stepRole, stepSchema, stepGrants, stepMigrations, stepMembership, stepActivate, stepCommit}
+var CreateSteps = []string{stepCatalog, stepRole, stepSchema, stepGrants, stepMigrations, stepMembership, stepLogin, stepActivate, stepCommit}
 
 func (p *Provisioner) step(name string) error {
 	if p.failAt == nil {
@@ -54,7 +55,8 @@ func (p *Provisioner) step(name string) error {
 // NOINHERIT runtime role, a schema owned by the tenant owner role, default
 // privileges giving the runtime role DML and nothing else, the tenant
 // migrations applied as the owner, membership of the gateway in the runtime
-// role, status active and an audit event. If any step fails, nothing is left:
+// role, the tenant's login role when Config.Credentials is set, status active
+// and an audit event. If any step fails, nothing is left:
 // no role, no schema, no catalog row.
 //
 // Creating a tenant whose ID exists, in any status, returns an *ExistsError
@@ -93,54 +95,85 @@ func (p *Provisioner) Create(ctx context.Context, id tenancy.ID, opts *CreateOpt
 	owner := p.cfg.Naming.OwnerRole()
 
 	var out *tenancy.Tenant
+	var cluster string
+	var remoteCommitted bool
 	err = p.controlTx(ctx, func(tx pgx.Tx, q *dbsqlc.Queries) error {
 		if err := p.step(stepCatalog); err != nil {
 			return err
 		}
+		var err error
+		if cluster, err = p.place(ctx, q, id); err != nil {
+			return err
+		}
 		if _, err := q.InsertTenant(ctx, dbsqlc.InsertTenantParams{
 			ID: string(id), Key: string(key), Name: name, SchemaName: schema, RoleName: role,
-			Cluster: p.cfg.Cluster, Limits: limits, Settings: settings,
+			Cluster: cluster, Limits: limits, Settings: settings,
 		}); err != nil {
 			return interpretError(id, err)
 		}
 
-		if err := p.step(stepRole); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, "CREATE ROLE "+quote(role)+" NOLOGIN NOINHERIT"); err != nil {
-			return fmt.Errorf("creating runtime role: %w", err)
-		}
+		// Role, schema, grants, migrations, memberships: on the tenant's
+		// cluster, in the catalog's transaction when that is the primary,
+		// else in one of their own that commits just before the catalog's.
+		var res *migrate.ApplyResult
+		build := func(tx pgx.Tx) error {
+			if err := p.step(stepRole); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, "CREATE ROLE "+quote(role)+" NOLOGIN NOINHERIT"); err != nil {
+				return fmt.Errorf("creating runtime role: %w", err)
+			}
 
-		if err := p.step(stepSchema); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, "CREATE SCHEMA "+quote(schema)+" AUTHORIZATION "+quote(owner)); err != nil {
-			return fmt.Errorf("creating schema: %w", err)
-		}
+			if err := p.step(stepSchema); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, "CREATE SCHEMA "+quote(schema)+" AUTHORIZATION "+quote(owner)); err != nil {
+				return fmt.Errorf("creating schema: %w", err)
+			}
 
-		if err := p.step(stepGrants); err != nil {
-			return err
-		}
-		// As the owner: the version table first (so default privileges do not
-		// give the tenant write access to it), then the grants every future
-		// object inherits. One round trip.
-		if _, err := tx.Exec(ctx, grantsSQL(owner, schema, role)); err != nil {
-			return fmt.Errorf("granting privileges: %w", err)
-		}
+			if err := p.step(stepGrants); err != nil {
+				return err
+			}
+			// As the owner: the version table first (so default privileges do not
+			// give the tenant write access to it), then the grants every future
+			// object inherits. One round trip.
+			if _, err := tx.Exec(ctx, grantsSQL(owner, schema, role)); err != nil {
+				return fmt.Errorf("granting privileges: %w", err)
+			}
 
-		if err := p.step(stepMigrations); err != nil {
-			return err
-		}
-		res, err := migrate.ApplyTx(ctx, tx, schema, p.migrations, &migrate.ApplyOpts{Role: owner, LockTimeout: p.cfg.MigrationLockTimeout})
-		if err != nil {
-			return err
-		}
+			if err := p.step(stepMigrations); err != nil {
+				return err
+			}
+			var err error
+			res, err = migrate.ApplyTx(ctx, tx, schema, p.migrations, &migrate.ApplyOpts{Role: owner, LockTimeout: p.cfg.MigrationLockTimeout})
+			if err != nil {
+				return err
+			}
 
-		if err := p.step(stepMembership); err != nil {
-			return err
+			if err := p.step(stepMembership); err != nil {
+				return err
+			}
+			membership := "RESET ROLE; " + p.controlPath()
+			if !p.cfg.NoGatewayMembership {
+				membership += "; GRANT " + quote(role) + " TO " + quote(p.cfg.GatewayRole)
+			}
+			if _, err := tx.Exec(ctx, membership); err != nil {
+				return fmt.Errorf("granting the gateway membership: %w", err)
+			}
+
+			if err := p.step(stepLogin); err != nil {
+				return err
+			}
+			if p.loginEnabled() {
+				if err := p.ensureLoginTx(ctx, tx, key, schema, role, true); err != nil {
+					return err
+				}
+			}
+
+			return nil
 		}
-		if _, err := tx.Exec(ctx, "RESET ROLE; "+p.controlPath()+"; GRANT "+quote(role)+" TO "+quote(p.cfg.GatewayRole)); err != nil {
-			return fmt.Errorf("granting the gateway membership: %w", err)
+		if remoteCommitted, err = p.onCluster(ctx, tx, cluster, build); err != nil {
+			return err
 		}
 
 		if err := p.step(stepActivate); err != nil {
@@ -162,6 +195,12 @@ func (p *Provisioner) Create(ctx context.Context, id tenancy.ID, opts *CreateOpt
 		return p.step(stepCommit)
 	})
 	if err != nil {
+		if remoteCommitted {
+			// The catalog did not commit: remove what the other cluster did.
+			if cerr := p.dropTenantObjects(ctx, cluster, key, schema, role); cerr != nil {
+				err = fmt.Errorf("%w (and removing its role and schema from cluster %q failed: %v; drop %s and %s there by hand)", err, cluster, cerr, schema, role)
+			}
+		}
 		return nil, fmt.Errorf("provision: creating tenant %q: %w", id, err)
 	}
 	return out, nil

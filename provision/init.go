@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bulkhead-go/bulkhead/internal/dbsqlc"
 	"github.com/bulkhead-go/bulkhead/migrate"
@@ -81,7 +82,30 @@ const initLockKey int64 = 0x62756c6b68656164 // "bulkhead"
 // return an error.
 func (p *Provisioner) Init(ctx context.Context) (*InitReport, error) {
 	rep := &InitReport{}
-	err := p.controlTxRaw(ctx, func(tx pgx.Tx) error {
+	err := p.initCluster(ctx, p.pool, true, rep)
+	for _, name := range p.ClusterNames()[1:] {
+		if err != nil {
+			break
+		}
+		sub := &InitReport{}
+		if err = p.initCluster(ctx, p.cfg.Clusters[name], false, sub); err != nil {
+			err = fmt.Errorf("cluster %q: %w", name, err)
+		}
+		for _, c := range sub.Checks {
+			c.Name = "cluster " + name + ": " + c.Name
+			rep.Checks = append(rep.Checks, c)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provision: Init: %w", err)
+	}
+	return rep, nil
+}
+
+// initCluster hardens the database of one cluster; the primary also gets the
+// control schema and the audit event.
+func (p *Provisioner) initCluster(ctx context.Context, pool *pgxpool.Pool, primary bool, rep *InitReport) error {
+	return txOn(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", initLockKey); err != nil {
 			return err
 		}
@@ -95,16 +119,21 @@ func (p *Provisioner) Init(ctx context.Context) (*InitReport, error) {
 			return fmt.Errorf("provision: the admin role %q needs CREATEROLE (ALTER ROLE %s CREATEROLE, as a superuser)", me, quote(me))
 		}
 		steps := []func(context.Context, pgx.Tx, *InitReport, string, string) error{
-			p.initControlSchema,
 			p.initOwnerRole,
 			p.initGateway,
 			p.initDatabaseHardening,
 			p.initCatalogHardening,
 		}
+		if primary {
+			steps = append([]func(context.Context, pgx.Tx, *InitReport, string, string) error{p.initControlSchema}, steps...)
+		}
 		for _, step := range steps {
 			if err := step(ctx, tx, rep, me, db); err != nil {
 				return err
 			}
+		}
+		if !primary {
+			return nil
 		}
 		q := dbsqlc.New(tx)
 		if _, err := tx.Exec(ctx, p.controlPath()); err != nil {
@@ -112,14 +141,15 @@ func (p *Provisioner) Init(ctx context.Context) (*InitReport, error) {
 		}
 		return audit(ctx, q, "", "init", db, map[string]any{"not_applied": len(rep.NotApplied())})
 	})
-	if err != nil {
-		return nil, fmt.Errorf("provision: Init: %w", err)
-	}
-	return rep, nil
 }
 
 func (p *Provisioner) controlTxRaw(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	tx, err := p.pool.Begin(ctx)
+	return txOn(ctx, p.pool, fn)
+}
+
+// txOn runs fn in a transaction on pool.
+func txOn(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) error) error {
+	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -279,10 +309,18 @@ func (p *Provisioner) initGateway(ctx context.Context, tx pgx.Tx, rep *InitRepor
 		rep.add("gateway owns nothing", InPlace, "")
 	}
 	cs := quote(p.cfg.ControlSchema)
+	// Only the primary cluster holds the catalog (cluster.go).
+	var hasCatalog bool
+	if err := tx.QueryRow(ctx, "SELECT to_regprocedure($1) IS NOT NULL", cs+".route_tenant(text)").Scan(&hasCatalog); err != nil {
+		return err
+	}
 	for _, stmt := range []string{
 		"GRANT USAGE ON SCHEMA " + cs + " TO " + quote(gw),
 		"GRANT EXECUTE ON FUNCTION " + cs + ".route_tenant(text) TO " + quote(gw),
 	} {
+		if !hasCatalog {
+			break
+		}
 		if _, err := tx.Exec(ctx, stmt); err != nil {
 			return fmt.Errorf("%s: %w", stmt, err)
 		}

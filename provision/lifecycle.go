@@ -201,11 +201,20 @@ func (p *Provisioner) transition(ctx context.Context, id tenancy.ID, op string, 
 			return fmt.Errorf("%w: tenant %q could be restored until %s", tenancy.ErrRetentionExpired, id, row.RetainUntil.Time.Format(time.RFC3339))
 		}
 		membership := "REVOKE " + quote(row.RoleName) + " FROM " + quote(p.cfg.GatewayRole)
-		if to == tenancy.StatusActive {
+		if to == tenancy.StatusActive && !p.cfg.NoGatewayMembership {
 			membership = "GRANT " + quote(row.RoleName) + " TO " + quote(p.cfg.GatewayRole)
 		}
-		if _, err := tx.Exec(ctx, membership); err != nil {
-			return fmt.Errorf("%s: %w", membership, err)
+		// On the tenant's cluster (cluster.go): another cluster commits first.
+		if _, err := p.onCluster(ctx, tx, row.Cluster, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, membership); err != nil {
+				return fmt.Errorf("%s: %w", membership, err)
+			}
+			if p.loginEnabled() {
+				return p.setLoginTx(ctx, tx, tenancy.Key(row.Key), row.SchemaName, row.RoleName, to == tenancy.StatusActive)
+			}
+			return nil
+		}); err != nil {
+			return err
 		}
 		if to == tenancy.StatusDeleted {
 			row, err = q.SetTenantDeleted(ctx, dbsqlc.SetTenantDeletedParams{ID: row.ID, RetainUntil: pgtype.Timestamptz{Time: *retainUntil, Valid: true}})

@@ -309,3 +309,28 @@ func TestAuditLogAppendOnly(t *testing.T) {
 	_, err = d.Admin.Exec(ctx, "DELETE FROM bulkhead.audit_log")
 	require.ErrorContains(t, err, "append-only")
 }
+
+// TestPurgeTenantWithLargeObjects: large objects live outside the tenant's
+// schema, owned by its role; Purge must still remove the tenant entirely.
+func TestPurgeTenantWithLargeObjects(t *testing.T) {
+	t.Parallel()
+	d := deployment(t)
+	ctx := ctxT(t)
+	tn := d.NewTenant(t, nil)
+	var oid uint32
+	require.NoError(t, d.Router.InTx(ctx, tn.ID, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, "SELECT lo_from_bytea(0, 'tenant secret')").Scan(&oid)
+	}))
+	conn := super(t, d)
+	_, err := conn.Exec(ctx, "GRANT TEMPORARY ON DATABASE "+pgx.Identifier{d.DB.Name}.Sanitize()+" TO "+pgx.Identifier{tn.Role}.Sanitize())
+	require.NoError(t, err)
+	_, err = d.Provisioner.Delete(ctx, tn.ID, nil)
+	require.NoError(t, err)
+	_, err = d.Provisioner.Purge(ctx, tn.ID)
+	require.NoError(t, err)
+	var los int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM pg_largeobject_metadata WHERE oid = $1", oid).Scan(&los))
+	require.Zero(t, los, "the tenant's large object is gone")
+	roles, schemas, rows := leftovers(t, conn, d.DB.Prefix, tn.ID)
+	require.Zero(t, roles+schemas+rows)
+}

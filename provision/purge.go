@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bulkhead-go/bulkhead/internal/dbsqlc"
 	"github.com/bulkhead-go/bulkhead/tenancy"
@@ -43,8 +44,12 @@ func (p *Provisioner) Purge(ctx context.Context, id tenancy.ID) (*PurgeResult, e
 	}
 	res := &PurgeResult{ID: id, Schema: t.Schema}
 	owner := quote(p.cfg.Naming.OwnerRole())
+	pool, _, err := p.clusterPool(t.Cluster)
+	if err != nil {
+		return nil, fmt.Errorf("provision: purging tenant %q: %w", id, err)
+	}
 	for {
-		n, err := p.dropBatch(ctx, t.Schema, owner)
+		n, err := p.dropBatch(ctx, pool, t.Schema, owner)
 		if err != nil {
 			return nil, fmt.Errorf("provision: purging tenant %q: dropping tables: %w", id, err)
 		}
@@ -62,17 +67,24 @@ func (p *Provisioner) Purge(ctx context.Context, id tenancy.ID) (*PurgeResult, e
 		if row.Status != string(tenancy.StatusDeleted) {
 			return &tenancy.TransitionError{ID: id, Status: tenancy.Status(row.Status), Op: "purge"}
 		}
-		stmts := []string{
-			"SET LOCAL ROLE " + owner,
-			"DROP SCHEMA IF EXISTS " + quote(row.SchemaName) + " CASCADE",
-			"RESET ROLE",
-			// Database-level grants an operator may have added (TEMP, CONNECT)
-			// would keep the role from being dropped.
-			"REVOKE ALL ON DATABASE " + quote(p.database(ctx, tx)) + " FROM " + quote(row.RoleName),
-			"DROP ROLE " + quote(row.RoleName),
-		}
-		if _, err := tx.Exec(ctx, strings.Join(stmts, "; ")); err != nil {
-			return fmt.Errorf("dropping schema and role: %w", err)
+		// On the tenant's cluster (cluster.go), which commits first.
+		if _, err := p.onCluster(ctx, tx, row.Cluster, func(tx pgx.Tx) error {
+			// The login role (TenantLogin mode) goes first: it is a member
+			// of the runtime role.
+			if err := p.dropLoginTx(ctx, tx, tenancy.Key(row.Key)); err != nil {
+				return err
+			}
+			stmts := []string{
+				"SET LOCAL ROLE " + owner,
+				"DROP SCHEMA IF EXISTS " + quote(row.SchemaName) + " CASCADE",
+				"RESET ROLE",
+			}
+			if _, err := tx.Exec(ctx, strings.Join(stmts, "; ")); err != nil {
+				return fmt.Errorf("dropping schema: %w", err)
+			}
+			return dropRole(ctx, tx, row.RoleName)
+		}); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, p.controlPath()); err != nil {
 			return err
@@ -100,9 +112,9 @@ func (p *Provisioner) database(ctx context.Context, tx pgx.Tx) string {
 
 // dropBatch drops up to PurgeBatch tables, views and sequences of schema in one
 // transaction and reports how many it dropped.
-func (p *Provisioner) dropBatch(ctx context.Context, schema, owner string) (int, error) {
+func (p *Provisioner) dropBatch(ctx context.Context, pool *pgxpool.Pool, schema, owner string) (int, error) {
 	n := 0
-	err := p.controlTxRaw(ctx, func(tx pgx.Tx) error {
+	err := txOn(ctx, pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 			WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
 			AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i')))
@@ -175,4 +187,22 @@ func (p *Provisioner) PurgeExpired(ctx context.Context, limit int) ([]*PurgeResu
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// dropRole drops a tenant role and everything it still owns or was granted in
+// this database: large objects it created (they live outside its schema and
+// would otherwise block DROP ROLE), privileges an operator granted it (TEMP,
+// CONNECT), default privileges. DROP OWNED needs the role's privileges, so
+// the admin takes membership first; the grant vanishes with the role in the
+// same transaction. A role that does not exist is not an error.
+func dropRole(ctx context.Context, tx pgx.Tx, role string) error {
+	exists, err := roleExists(ctx, tx, role)
+	if err != nil || !exists {
+		return err
+	}
+	r := quote(role)
+	if _, err := tx.Exec(ctx, "GRANT "+r+" TO CURRENT_USER; DROP OWNED BY "+r+"; DROP ROLE "+r); err != nil {
+		return fmt.Errorf("dropping role %q: %w", role, err)
+	}
+	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bulkhead-go/bulkhead/tenancy"
 )
 
 // Mode is how a router scopes connections to a tenant. See the package
@@ -20,6 +22,12 @@ const (
 	// begins in the same round trip. Only transactions are handed out (Begin,
 	// InTx), which makes it safe behind transaction-pooling proxies.
 	TxLocal
+	// TenantLogin logs in as each tenant's own login role, from a pool per
+	// active tenant under a global connection budget (see tenantlogin.go).
+	// The session user belongs to one tenant only, so even SQL the tenant
+	// writes cannot reach another tenant. Needs Config.Credentials and
+	// tenants provisioned with login roles (provision.Config.Credentials).
+	TenantLogin
 )
 
 func (m Mode) String() string {
@@ -28,6 +36,8 @@ func (m Mode) String() string {
 		return "SessionRole"
 	case TxLocal:
 		return "TxLocal"
+	case TenantLogin:
+		return "TenantLogin"
 	}
 	return fmt.Sprintf("Mode(%d)", int(m))
 }
@@ -51,7 +61,7 @@ type Config struct {
 	StatusCacheSize int
 	// MaxConnsPerTenant caps one tenant's concurrent checkouts, so one tenant
 	// cannot starve the pool; a tenant's Limits.MaxConns overrides it.
-	// Default: half the pool, at least 1.
+	// Default: half the pool (TenantLogin: half of MaxConns), at least 1.
 	MaxConnsPerTenant int
 	// AcquireTimeout bounds the wait for a tenant slot and a pooled
 	// connection when ctx has no earlier deadline. Default: 5s.
@@ -68,6 +78,28 @@ type Config struct {
 	// owns AfterConnect, PrepareConn, BeforeClose and the connection Tracer;
 	// ConfigurePool must not set them.
 	ConfigurePool func(*pgxpool.Config)
+
+	// Cluster names the cluster the DSN given to New leads to: the primary,
+	// which holds the catalog. Tenants whose catalog record names it are
+	// served there. Default: "default" (provision.Config.Cluster's default).
+	Cluster string
+	// Clusters maps the names of other clusters to the gateway DSN on each
+	// (see cluster.go). Default: none.
+	Clusters map[string]string
+
+	// The fields below apply to TenantLogin mode only.
+
+	// Credentials gives the password of each tenant's login role; the
+	// provisioner must use the same (provision.Config.Credentials). Required
+	// in TenantLogin mode.
+	Credentials tenancy.Credentials
+	// MaxConns is the global connection budget: the most connections open
+	// at once across all tenant pools, counted until the server has closed
+	// them. Default: the DSN's pool_max_conns (pgxpool's default otherwise).
+	MaxConns int
+	// PoolIdleTimeout closes a tenant's pool, and its connections, once it
+	// has served no checkout for this long. Default: 1 minute.
+	PoolIdleTimeout time.Duration
 }
 
 // WithDefaults returns a copy of c with every zero field set to its default;
@@ -76,6 +108,9 @@ func (c *Config) withDefaults(poolMax int32) *Config {
 	out := Config{}
 	if c != nil {
 		out = *c
+	}
+	if out.Cluster == "" {
+		out.Cluster = "default"
 	}
 	if out.ControlSchema == "" {
 		out.ControlSchema = "bulkhead"
@@ -86,8 +121,18 @@ func (c *Config) withDefaults(poolMax int32) *Config {
 	if out.StatusCacheSize == 0 {
 		out.StatusCacheSize = 100_000
 	}
+	if out.MaxConns == 0 {
+		out.MaxConns = int(poolMax)
+	}
 	if out.MaxConnsPerTenant == 0 {
-		out.MaxConnsPerTenant = max(1, int(poolMax)/2)
+		capacity := int(poolMax)
+		if out.Mode == TenantLogin {
+			capacity = out.MaxConns
+		}
+		out.MaxConnsPerTenant = max(1, capacity/2)
+	}
+	if out.PoolIdleTimeout == 0 {
+		out.PoolIdleTimeout = time.Minute
 	}
 	if out.AcquireTimeout == 0 {
 		out.AcquireTimeout = 5 * time.Second
@@ -97,8 +142,14 @@ func (c *Config) withDefaults(poolMax int32) *Config {
 
 func (c *Config) validate() error {
 	switch {
-	case c.Mode != SessionRole && c.Mode != TxLocal:
+	case c.Mode != SessionRole && c.Mode != TxLocal && c.Mode != TenantLogin:
 		return fmt.Errorf("router: Config.Mode %v is not supported", c.Mode)
+	case c.Mode == TenantLogin && c.Credentials == nil:
+		return fmt.Errorf("router: Config.Credentials is required in TenantLogin mode")
+	case c.MaxConns < 0:
+		return fmt.Errorf("router: Config.MaxConns is negative")
+	case c.PoolIdleTimeout < 0:
+		return fmt.Errorf("router: Config.PoolIdleTimeout is negative")
 	case c.StatusTTL < 0:
 		return fmt.Errorf("router: Config.StatusTTL is negative")
 	case c.StatusCacheSize < 0:

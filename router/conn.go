@@ -42,8 +42,14 @@ type Conn struct {
 // tenant at its connection limit, or any trouble switching the connection
 // returns a typed error (see tenancy) and no connection.
 func (r *Router) Acquire(ctx context.Context, id tenancy.ID) (*Conn, error) {
+	if r.cfg.Mode == TenantLogin {
+		return r.acquireLogin(ctx, id) // tenantlogin.go
+	}
 	if r.cfg.Mode != SessionRole {
 		return nil, ErrWrongMode
+	}
+	if err := r.checkPooler(ctx); err != nil {
+		return nil, err // pooler.go: refuses transaction-mode poolers
 	}
 	start := time.Now()
 	c, err := r.checkout(ctx, id)

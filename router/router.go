@@ -38,6 +38,10 @@ type Router struct {
 	relTracer   ReleaseTracer
 	queryTracer QueryTracer
 
+	logins   *loginPools              // TenantLogin mode only (tenantlogin.go)
+	clusters map[string]*pgxpool.Pool // other clusters' shared pools (cluster.go)
+	pooler   poolerCheck              // SessionRole's pooler detection (pooler.go)
+
 	mu     sync.Mutex
 	conns  map[*pgx.Conn]*connState
 	closed bool
@@ -74,12 +78,18 @@ func NewWithConfig(ctx context.Context, pc *pgxpool.Config, cfg *Config) (*Route
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	var err error
 	r := &Router{cfg: c, conns: map[*pgx.Conn]*connState{}}
 	r.cache = newStatusCache(c.StatusTTL, c.StatusCacheSize)
 	r.slots = newSlots()
 	r.relTracer, _ = c.Tracer.(ReleaseTracer)
 	r.queryTracer, _ = c.Tracer.(QueryTracer)
+	parsed, err := clusterConfigs(c)
+	if err != nil {
+		return nil, err
+	}
+	if c.Mode == TenantLogin {
+		r.logins = newLoginPools(r, pc, parsed) // copies pc before the changes below
+	}
 
 	// pgx's statement and description caches are keyed by SQL text, and the
 	// same text means another tenant's tables after a switch. With both
@@ -100,6 +110,10 @@ func NewWithConfig(ctx context.Context, pc *pgxpool.Config, cfg *Config) (*Route
 	if err != nil {
 		return nil, fmt.Errorf("router: creating pool: %w", err)
 	}
+	if err := r.openClusters(ctx, pc, parsed); err != nil {
+		r.pool.Close()
+		return nil, err
+	}
 	r.catalog = c.Catalog
 	if r.catalog == nil {
 		cc := pc.Copy()
@@ -108,8 +122,15 @@ func NewWithConfig(ctx context.Context, pc *pgxpool.Config, cfg *Config) (*Route
 		// Catalog connections never switch role, so caching the one statement is safe.
 		cc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
 		cc.ConnConfig.StatementCacheCapacity = 8
+		if c.Mode == TxLocal {
+			// TxLocal is the mode for transaction-mode poolers, where a named
+			// statement prepared on one server connection is missing on the
+			// next (pooler.go).
+			cc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+		}
 		if r.catPool, err = pgxpool.NewWithConfig(ctx, cc); err != nil {
 			r.pool.Close()
+			r.closeClusters()
 			return nil, fmt.Errorf("router: creating catalog pool: %w", err)
 		}
 		r.catalog = &routeCatalog{pool: r.catPool, sql: "SELECT * FROM " + pgx.Identifier{c.ControlSchema, "route_tenant"}.Sanitize() + "($1)"}
@@ -168,6 +189,10 @@ func (r *Router) Close() {
 		r.closed = true
 		r.mu.Unlock()
 		r.pool.Close()
+		r.closeClusters()
+		if r.logins != nil {
+			r.logins.close()
+		}
 		if r.catPool != nil {
 			r.catPool.Close()
 		}
@@ -241,7 +266,12 @@ func (r *Router) checkout(ctx context.Context, id tenancy.ID) (*Conn, error) {
 	if err != nil {
 		return nil, &tenancy.BusyError{ID: id, Limit: limit, Waited: time.Since(start)}
 	}
-	pc, err := r.pool.Acquire(ctx)
+	pool, err := r.poolFor(t) // cluster.go
+	if err != nil {
+		release()
+		return nil, err
+	}
+	pc, err := pool.Acquire(ctx)
 	if err != nil {
 		release()
 		return nil, fmt.Errorf("router: acquiring a connection for tenant %q: %w", id, connLost(err))
@@ -291,7 +321,8 @@ func connLost(err error) error {
 	var connectErr *pgconn.ConnectError
 	var netErr net.Error
 	if errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, pgconn.ErrConnClosed) {
 		return fmt.Errorf("%w: %w", tenancy.ErrConnLost, err)
 	}
 	return err

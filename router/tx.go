@@ -47,6 +47,9 @@ func (r *Router) BeginTx(ctx context.Context, id tenancy.ID, opts pgx.TxOptions)
 	if opts.BeginQuery != "" {
 		return nil, fmt.Errorf("router: BeginTx: TxOptions.BeginQuery is reserved for the router")
 	}
+	if r.cfg.Mode == TenantLogin {
+		return r.beginLogin(ctx, id, opts) // tenantlogin.go
+	}
 	if r.cfg.Mode == SessionRole {
 		c, err := r.Acquire(ctx, id)
 		if err != nil {
@@ -129,7 +132,7 @@ func (r *Router) InTx(ctx context.Context, id tenancy.ID, fn func(pgx.Tx) error)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after Commit
 	if err := fn(tx); err != nil {
-		return err
+		return connLost(err) // a broken connection matches tenancy.ErrConnLost
 	}
-	return tx.Commit(ctx)
+	return connLost(tx.Commit(ctx))
 }

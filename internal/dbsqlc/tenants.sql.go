@@ -11,6 +11,35 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+const countTenantsByCluster = `-- name: CountTenantsByCluster :many
+SELECT cluster, count(*) AS n FROM tenants GROUP BY cluster ORDER BY cluster
+`
+
+type CountTenantsByClusterRow struct {
+	Cluster string `json:"cluster"`
+	N       int64  `json:"n"`
+}
+
+func (q *Queries) CountTenantsByCluster(ctx context.Context) ([]CountTenantsByClusterRow, error) {
+	rows, err := q.db.Query(ctx, countTenantsByCluster)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []CountTenantsByClusterRow
+	for rows.Next() {
+		var i CountTenantsByClusterRow
+		if err := rows.Scan(&i.Cluster, &i.N); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const countTenantsByStatus = `-- name: CountTenantsByStatus :many
 SELECT status, count(*) AS n FROM tenants GROUP BY status ORDER BY status
 `
@@ -228,6 +257,37 @@ func (q *Queries) ListTenants(ctx context.Context, arg ListTenantsParams) ([]Ten
 		return nil, err
 	}
 	return items, nil
+}
+
+const setTenantCluster = `-- name: SetTenantCluster :one
+UPDATE tenants SET cluster = $2, updated_at = now() WHERE id = $1 RETURNING id, key, name, status, schema_name, role_name, cluster, limits, settings, schema_version, created_at, updated_at, deleted_at, retain_until
+`
+
+type SetTenantClusterParams struct {
+	ID      string `json:"id"`
+	Cluster string `json:"cluster"`
+}
+
+func (q *Queries) SetTenantCluster(ctx context.Context, arg SetTenantClusterParams) (Tenant, error) {
+	row := q.db.QueryRow(ctx, setTenantCluster, arg.ID, arg.Cluster)
+	var i Tenant
+	err := row.Scan(
+		&i.ID,
+		&i.Key,
+		&i.Name,
+		&i.Status,
+		&i.SchemaName,
+		&i.RoleName,
+		&i.Cluster,
+		&i.Limits,
+		&i.Settings,
+		&i.SchemaVersion,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.DeletedAt,
+		&i.RetainUntil,
+	)
+	return i, err
 }
 
 const setTenantDeleted = `-- name: SetTenantDeleted :one

@@ -48,3 +48,9 @@ SELECT id FROM tenants
 WHERE status = 'deleted' AND retain_until <= sqlc.arg('now')::timestamptz
 ORDER BY retain_until
 LIMIT sqlc.arg('max_rows');
+
+-- name: CountTenantsByCluster :many
+SELECT cluster, count(*) AS n FROM tenants GROUP BY cluster ORDER BY cluster;
+
+-- name: SetTenantCluster :one
+UPDATE tenants SET cluster = $2, updated_at = now() WHERE id = $1 RETURNING *;
