@@ -197,6 +197,7 @@ var (
 	modeSummary = map[router.Mode]string{
 		router.SessionRole: "Shared pool as the gateway login; each checkout switches the connection to the tenant's own role and schema (SET ROLE, search_path) and verifies the switch. The database refuses cross-tenant access, not application code.",
 		router.TxLocal:     "Every unit of work is a transaction that starts with SET LOCAL ROLE and SET LOCAL search_path; role and schema end with the transaction. Safe behind transaction-pooling proxies.",
+		router.TenantLogin: "A pool per active tenant, logging in as the tenant's own login role, under a global connection budget. The session user belongs to one tenant only.",
 	}
 	modeRisks = map[router.Mode][]string{
 		router.SessionRole: {
@@ -206,6 +207,10 @@ var (
 		router.TxLocal: {
 			"Protects against application bugs and data-only injection, as SessionRole; nothing of a tenant outlives its transaction.",
 			"Does not protect against SQL a tenant writes itself: such SQL can SET ROLE to another tenant, because the shared gateway is a member of every active tenant role.",
+		},
+		router.TenantLogin: {
+			"Protects against application bugs, injection and SQL a tenant writes itself: the login role is a member of its own tenant role only, so SET ROLE to another tenant is refused by PostgreSQL.",
+			"Costs connections per active tenant: pools are bounded and evicted least-recently-used under the global budget, so a burst of many tenants waits for connections.",
 		},
 	}
 	residualRisks = []string{
@@ -218,8 +223,12 @@ var (
 // securityStatus serves GET /api/v1/platform/security.
 func (s *Server) securityStatus(w http.ResponseWriter, r *http.Request, _ *reqCtx) {
 	mode := s.cfg.Router.Mode()
+	summary, ok := modeSummary[mode]
+	if !ok {
+		summary = "The console has no description of this mode; see the README's isolation model."
+	}
 	out := map[string]any{
-		"mode": mode.String(), "mode_summary": modeSummary[mode], "mode_risks": modeRisks[mode], "residual_risks": residualRisks,
+		"mode": mode.String(), "mode_summary": summary, "mode_risks": modeRisks[mode], "residual_risks": residualRisks,
 	}
 	if rep := s.cfg.InitReport; rep != nil {
 		checks := rep.Checks

@@ -14,6 +14,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/bulkhead-go/bulkhead/router"
 )
 
 // consoleEnv is setup() with a second handler configured as the console
@@ -171,4 +173,14 @@ func TestHistogramQuantiles(t *testing.T) {
 	var empty histSummary
 	empty.finish()
 	require.Zero(t, empty.P95)
+}
+
+// TestModeDescriptions: every isolation mode the router has is described in
+// plain words on the security view.
+func TestModeDescriptions(t *testing.T) {
+	t.Parallel()
+	for _, m := range []router.Mode{router.SessionRole, router.TxLocal, router.TenantLogin} {
+		require.NotEmpty(t, modeSummary[m], m.String())
+		require.Len(t, modeRisks[m], 2, m.String())
+	}
 }
