@@ -84,11 +84,11 @@ func (r *Router) AcquireFromContext(ctx context.Context) (*Conn, error) {
 // and verification travel in one round trip.
 func (c *Conn) switchSession(ctx context.Context) (bool, error) {
 	t, st := c.tenant, c.st
-	if st.key == t.Key && st.version.Equal(t.UpdatedAt) {
+	if st.key == t.Key && !st.dirty && st.version.Equal(t.UpdatedAt) {
 		return false, nil
 	}
 	conn := c.pc.Conn()
-	reset := st.key != "" && st.key != t.Key
+	reset := st.dirty || (st.key != "" && st.key != t.Key)
 	st.key, st.tenant = "", "" // unknown until verified
 	var b strings.Builder
 	if reset {
@@ -108,7 +108,7 @@ func (c *Conn) switchSession(ctx context.Context) (bool, error) {
 	if cu, su := string(last.Rows[0][0]), string(last.Rows[0][1]); cu != t.Role || su != st.gateway {
 		return false, fmt.Errorf("verifying the switch: current_user %q session_user %q, want %q and %q", cu, su, t.Role, st.gateway)
 	}
-	st.key, st.version, st.tenant = t.Key, t.UpdatedAt, t.ID
+	st.key, st.version, st.tenant, st.dirty = t.Key, t.UpdatedAt, t.ID, false
 	return true, nil
 }
 

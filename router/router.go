@@ -56,6 +56,10 @@ type connState struct {
 	key     tenancy.Key
 	version time.Time
 	tenant  tenancy.ID // for tracing
+	// dirty says the session's state is unknown (a pipelined switch whose
+	// outcome was not confirmed): the next checkout resets it, whatever tenant
+	// it is for.
+	dirty bool
 }
 
 // New returns a router over a pool of connections to dsn, made as the gateway

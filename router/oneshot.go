@@ -1,0 +1,370 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/bulkhead-go/bulkhead/tenancy"
+)
+
+// DB runs single statements for one tenant, each on a connection checked out
+// for that statement alone: the role switch (SessionRole) or the transaction
+// with its SET LOCAL settings (TxLocal) travels in the same round trip as the
+// statement. It satisfies the DBTX interface sqlc generates, so
+// licensingdb.New(r.DB(id)) works, and it is the cheapest way to run one
+// statement for a tenant. Use Acquire or InTx for several statements that
+// must share a session or a transaction.
+//
+// Statements run through the extended protocol: one SQL statement per call,
+// even for Exec without arguments. A switch or verification failure returns
+// an error and no rows; the statement is then not executed.
+type DB struct {
+	r  *Router
+	id tenancy.ID
+}
+
+// DB returns the single-statement handle of tenant id. It does no I/O; the
+// tenant is looked up and checked on every statement.
+func (r *Router) DB(id tenancy.ID) DB { return DB{r: r, id: id} }
+
+// Tenant returns the tenant ID d serves.
+func (d DB) Tenant() tenancy.ID { return d.id }
+
+// Exec runs sql for the tenant and returns its command tag.
+func (d DB) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	rows, err := d.r.oneShot(ctx, d.id, sql, args)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	rows.Close()
+	return rows.CommandTag(), rows.Err()
+}
+
+// Query runs sql for the tenant. The connection returns to the pool when the
+// rows are closed or fully read.
+func (d DB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	rows, err := d.r.oneShot(ctx, d.id, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+// QueryRow runs sql for the tenant; errors are deferred to Scan.
+func (d DB) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	rows, err := d.r.oneShot(ctx, d.id, sql, args)
+	return &oneRow{rows: rows, err: err}
+}
+
+// The reset of resetSQL, one statement per protocol message.
+var resetStmts = []string{
+	"CLOSE ALL", "UNLISTEN *", "SELECT pg_advisory_unlock_all()", "DISCARD TEMP", "DISCARD SEQUENCES",
+	"DEALLOCATE ALL", "SET SESSION AUTHORIZATION DEFAULT", "RESET ALL",
+}
+
+// verifySQL returns the session's identities and raises an error inside the
+// pipeline when they are not the expected ones ($1 the tenant role, $2 the
+// gateway), so that the caller's statement queued after it is never executed
+// under a wrong identity. The failing cast is not a constant, so the planner
+// cannot fold it into an unconditional error.
+const verifySQL = "SELECT current_user::text, session_user::text, " +
+	"CASE WHEN current_user = $1 AND session_user = $2 THEN 0 " +
+	"ELSE ('bulkhead: session verification failed for ' || current_user || '/' || session_user)::int END"
+
+// confirmSQL, queued after the caller's statement in SessionRole, tells
+// whether the switch survived it: a statement that ends the pipeline's
+// transaction (ROLLBACK), fails, or changes the role undoes or alters the
+// switch, and the connection is then reset on its next checkout.
+const confirmSQL = "SELECT current_user::text"
+
+// oneShot checks a connection out for tenant id and sends sql, with the
+// switch or the transaction prologue in the same round trip when needed.
+func (r *Router) oneShot(ctx context.Context, id tenancy.ID, sql string, args []any) (*oneRows, error) {
+	if r.cfg.Mode != SessionRole && r.cfg.Mode != TxLocal {
+		return nil, ErrWrongMode
+	}
+	start := time.Now()
+	c, err := r.checkout(ctx, id)
+	if err != nil {
+		r.traceAcquire(ctx, id, start, false, err)
+		return nil, err
+	}
+	c.start = start
+	t, st := c.tenant, c.st
+	if r.cfg.Mode == TxLocal {
+		if !plainArgs(args) {
+			return c.inLocalTx(ctx, sql, args)
+		}
+		return c.pipeline(ctx, sql, args, true)
+	}
+	if st.key == t.Key && !st.dirty && st.version.Equal(t.UpdatedAt) {
+		// The common case with affinity: the session already serves t.
+		r.traceAcquire(ctx, id, start, false, nil)
+		rows, err := c.pc.Query(ctx, sql, args...)
+		if err != nil {
+			c.Release()
+			return nil, err
+		}
+		return &oneRows{Rows: rows, c: c}, nil
+	}
+	if (st.key == t.Key && !st.dirty) || !plainArgs(args) {
+		// Only the catalog version changed (no reset needed), or the caller
+		// passes pgx query options a batch cannot carry: switch first.
+		switched, err := c.switchSession(ctx)
+		if err != nil {
+			c.poisoned = true
+			c.Release()
+			err = r.switchFailed(ctx, id, err)
+			r.traceAcquire(ctx, id, start, switched, err)
+			return nil, err
+		}
+		r.traceAcquire(ctx, id, start, switched, nil)
+		rows, err := c.pc.Query(ctx, sql, args...)
+		if err != nil {
+			c.Release()
+			return nil, err
+		}
+		return &oneRows{Rows: rows, c: c}, nil
+	}
+	return c.pipeline(ctx, sql, args, false)
+}
+
+// pipeline sends, in one round trip and one transaction of the extended
+// protocol, the reset (when the session last served another tenant or its
+// state is unknown), the switch, its verification, the caller's statement and
+// the confirmation (SessionRole) or COMMIT (TxLocal). An error before the
+// caller's statement makes the server skip everything after it: the statement
+// never runs under the wrong identity.
+func (c *Conn) pipeline(ctx context.Context, sql string, args []any, local bool) (*oneRows, error) {
+	t, st := c.tenant, c.st
+	r := c.r
+	reset := st.dirty || (st.key != "" && st.key != t.Key)
+	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, 16)}
+	if reset {
+		for _, s := range resetStmts {
+			b.Queue(s)
+		}
+		// Commit the reset on its own: a rollback of the tenant's statement
+		// cannot undo it, and UNLISTEN takes effect at commit, before the
+		// tenant's statement could see the previous tenant's channels. An
+		// error in the reset still skips everything up to the Sync.
+		b.Queue("COMMIT")
+	}
+	timeout := strconv.FormatInt(r.timeoutFor(t).Milliseconds(), 10)
+	if local {
+		b.Queue("BEGIN")
+		b.Queue("SET LOCAL ROLE " + quote(t.Role))
+		b.Queue("SET LOCAL search_path = " + quote(t.Schema) + ", pg_temp")
+		b.Queue("SET LOCAL statement_timeout = " + timeout)
+	} else {
+		b.Queue("SET ROLE " + quote(t.Role))
+		b.Queue("SET search_path = " + quote(t.Schema) + ", pg_temp")
+		b.Queue("SET statement_timeout = " + timeout)
+	}
+	pre := len(b.QueuedQueries)
+	b.Queue(verifySQL, t.Role, st.gateway)
+	b.Queue(sql, args...)
+	if local {
+		b.Queue("COMMIT")
+	} else {
+		b.Queue(confirmSQL)
+	}
+	// Unknown until confirmed: if anything below fails, the next checkout
+	// resets the session whatever tenant it serves.
+	st.key, st.tenant, st.dirty = "", "", true
+
+	br := c.pc.SendBatch(ctx, b)
+	fail := func(err error) (*oneRows, error) {
+		_ = br.Close()
+		c.poisoned = true
+		c.Release()
+		err = r.switchFailed(ctx, t.ID, err)
+		r.traceAcquire(ctx, t.ID, c.start, true, err)
+		return nil, err
+	}
+	for range pre {
+		if _, err := br.Exec(); err != nil {
+			return fail(err)
+		}
+	}
+	var cu, su string
+	var ok int
+	if err := br.QueryRow().Scan(&cu, &su, &ok); err != nil {
+		return fail(err)
+	}
+	if cu != t.Role || su != st.gateway {
+		return fail(fmt.Errorf("verifying the switch: current_user %q session_user %q, want %q and %q", cu, su, t.Role, st.gateway))
+	}
+	if local {
+		// The reset is committed and the SET LOCALs end with the
+		// transaction: the session last served t, whatever happens next.
+		st.key, st.version, st.tenant, st.dirty = t.Key, t.UpdatedAt, t.ID, false
+	}
+	r.traceAcquire(ctx, t.ID, c.start, true, nil)
+	rows, err := br.Query()
+	if err != nil {
+		// The statement failed (or the connection broke): read the rest so
+		// that the connection is in a known state, then release it.
+		_ = br.Close()
+		c.afterPipeline(ctx, local)
+		return nil, err
+	}
+	return &oneRows{Rows: rows, c: c, br: br, local: local}, nil
+}
+
+// inLocalTx runs sql in a TxLocal transaction begun on its own round trip,
+// for arguments a batch cannot carry.
+func (c *Conn) inLocalTx(ctx context.Context, sql string, args []any) (*oneRows, error) {
+	t := c.tenant
+	switched := c.st.key != t.Key
+	tx, err := c.beginLocal(ctx, pgx.TxOptions{})
+	if err != nil {
+		c.poisoned = true
+		c.Release()
+		err = c.r.switchFailed(ctx, t.ID, err)
+		c.r.traceAcquire(ctx, t.ID, c.start, switched, err)
+		return nil, err
+	}
+	c.r.traceAcquire(ctx, t.ID, c.start, switched, nil)
+	rows, err := tx.Query(ctx, sql, args...)
+	if err != nil {
+		_ = tx.Rollback(ctx)
+		c.Release()
+		return nil, err
+	}
+	return &oneRows{Rows: rows, c: c, tx: tx}, nil
+}
+
+// afterPipeline returns the connection after a pipelined statement: a
+// TxLocal transaction left open or failed is rolled back (the connection is
+// closed if even that fails).
+func (c *Conn) afterPipeline(ctx context.Context, local bool) {
+	pg := c.pc.Conn().PgConn()
+	if local && !pg.IsClosed() && !pg.IsBusy() && pg.TxStatus() != 'I' {
+		if _, err := pg.Exec(ctx, "ROLLBACK").ReadAll(); err != nil {
+			c.poisoned = true
+		}
+	}
+	c.Release()
+}
+
+// oneRows are the rows of a single-statement checkout; closing them (or
+// reading them to the end) finishes the pipeline and releases the connection.
+type oneRows struct {
+	pgx.Rows
+	c     *Conn
+	br    pgx.BatchResults // nil when nothing was pipelined
+	tx    pgx.Tx           // TxLocal without pipelining: committed on Close
+	local bool
+	err   error // from finishing the pipeline (TxLocal COMMIT)
+	done  bool
+}
+
+func (o *oneRows) Next() bool {
+	if o.Rows.Next() {
+		return true
+	}
+	o.Close()
+	return false
+}
+
+func (o *oneRows) Err() error {
+	if err := o.Rows.Err(); err != nil {
+		return err
+	}
+	return o.err
+}
+
+func (o *oneRows) Close() {
+	if o.done {
+		return
+	}
+	o.done = true
+	o.Rows.Close()
+	if o.tx != nil {
+		ctx := context.Background()
+		if o.Rows.Err() != nil {
+			_ = o.tx.Rollback(ctx)
+		} else if err := o.tx.Commit(ctx); err != nil {
+			o.err = err
+		}
+		o.c.Release()
+		return
+	}
+	if o.br == nil {
+		o.c.Release()
+		return
+	}
+	c, t, st := o.c, o.c.tenant, o.c.st
+	stmtErr := o.Rows.Err()
+	if o.local {
+		tag, err := o.br.Exec()
+		if stmtErr == nil {
+			switch {
+			case err != nil:
+				o.err = err
+			case tag.String() == "ROLLBACK":
+				o.err = pgx.ErrTxCommitRollback
+			}
+		}
+		_ = o.br.Close()
+		c.afterPipeline(context.Background(), true)
+		return
+	}
+	var cu string
+	confirmErr := o.br.QueryRow().Scan(&cu)
+	closeErr := o.br.Close()
+	if stmtErr == nil && confirmErr == nil && closeErr == nil && cu == t.Role {
+		st.key, st.version, st.tenant, st.dirty = t.Key, t.UpdatedAt, t.ID, false
+	}
+	c.Release()
+}
+
+// oneRow is the pgx.Row of DB.QueryRow.
+type oneRow struct {
+	rows *oneRows
+	err  error
+}
+
+func (r *oneRow) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	rows := r.rows
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return err
+	}
+	rows.Close()
+	return rows.Err()
+}
+
+// plainArgs reports whether args carry no pgx query options that a batch
+// would take for parameters (a QueryRewriter such as NamedArgs is fine).
+func plainArgs(args []any) bool {
+	if len(args) == 0 {
+		return true
+	}
+	switch args[0].(type) {
+	case pgx.QueryExecMode, pgx.QueryResultFormats, pgx.QueryResultFormatsByOID:
+		return false
+	}
+	return true
+}
+
+func (r *Router) traceAcquire(ctx context.Context, id tenancy.ID, start time.Time, switched bool, err error) {
+	if r.cfg.Tracer != nil {
+		r.cfg.Tracer.TraceAcquire(ctx, AcquireData{Tenant: id, Wait: time.Since(start), Switched: switched, Err: err})
+	}
+}
