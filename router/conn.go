@@ -34,6 +34,7 @@ type Conn struct {
 	slot     func()
 	start    time.Time
 	poisoned bool
+	viaAff   bool // taken through r.aff, so returned through it
 	once     sync.Once
 }
 
@@ -162,6 +163,9 @@ func (c *Conn) Release() {
 		destroy := c.poisoned || conn.IsClosed() || pg.IsBusy() || pg.TxStatus() != 'I'
 		tenant := c.tenant.ID
 		if destroy {
+			if c.viaAff {
+				c.r.aff.destroyed()
+			}
 			c.r.forget(conn)
 			raw := c.pc.Hijack()
 			go func() {
@@ -169,6 +173,12 @@ func (c *Conn) Release() {
 				defer cancel()
 				_ = raw.Close(ctx)
 			}()
+		} else if c.viaAff {
+			key := c.st.key
+			if c.st.dirty {
+				key = ""
+			}
+			c.r.aff.release(c.pc, key)
 		} else {
 			c.pc.Release()
 		}

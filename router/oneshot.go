@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -61,10 +62,15 @@ func (d DB) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	return &oneRow{rows: rows, err: err}
 }
 
-// The reset of resetSQL, one statement per protocol message.
+// The reset of resetSQL, one statement per protocol message. SET SESSION
+// AUTHORIZATION DEFAULT is left out: only a superuser can change the session
+// authorization, the gateway never is one (checkGateway), and the
+// verification checks session_user anyway. Each statement costs server CPU
+// (parse, bind, execute), which on a busy server matters more than the round
+// trip it shares.
 var resetStmts = []string{
 	"CLOSE ALL", "UNLISTEN *", "SELECT pg_advisory_unlock_all()", "DISCARD TEMP", "DISCARD SEQUENCES",
-	"DEALLOCATE ALL", "SET SESSION AUTHORIZATION DEFAULT", "RESET ALL",
+	"DEALLOCATE ALL", "RESET ALL",
 }
 
 // verifySQL returns the session's identities and raises an error inside the
@@ -76,11 +82,16 @@ const verifySQL = "SELECT current_user::text, session_user::text, " +
 	"CASE WHEN current_user = $1 AND session_user = $2 THEN 0 " +
 	"ELSE ('bulkhead: session verification failed for ' || current_user || '/' || session_user)::int END"
 
-// confirmSQL, queued after the caller's statement in SessionRole, tells
-// whether the switch survived it: a statement that ends the pipeline's
-// transaction (ROLLBACK), fails, or changes the role undoes or alters the
-// switch, and the connection is then reset on its next checkout.
-const confirmSQL = "SELECT current_user::text"
+// switchSurvives reports whether a SessionRole switch pipelined before a
+// statement that succeeded with command tag tag is still in force: a
+// statement that ends the pipeline's transaction (ROLLBACK, COMMIT, CALL or
+// DO with transaction control), begins one, or changes session state undoes
+// or alters the switch, and so does a failing one. Only plain DML and
+// queries, which cannot end a transaction, keep it; after anything else the
+// session is marked dirty and reset on its next checkout.
+func switchSurvives(tag pgconn.CommandTag) bool {
+	return tag.Select() || tag.Insert() || tag.Update() || tag.Delete() || strings.HasPrefix(tag.String(), "MERGE")
+}
 
 // oneShot checks a connection out for tenant id and sends sql, with the
 // switch or the transaction prologue in the same round trip when needed.
@@ -137,13 +148,15 @@ func (r *Router) oneShot(ctx context.Context, id tenancy.ID, sql string, args []
 // pipeline sends, in one round trip and one transaction of the extended
 // protocol, the reset (when the session last served another tenant or its
 // state is unknown), the switch, its verification, the caller's statement and
-// the confirmation (SessionRole) or COMMIT (TxLocal). An error before the
+// COMMIT (TxLocal). An error before the
 // caller's statement makes the server skip everything after it: the statement
 // never runs under the wrong identity.
 func (c *Conn) pipeline(ctx context.Context, sql string, args []any, local bool) (*oneRows, error) {
 	t, st := c.tenant, c.st
 	r := c.r
 	reset := st.dirty || (st.key != "" && st.key != t.Key)
+	// As in Begin: in TxLocal a checkout "switches" when the tenant changes.
+	switched := !local || st.key != t.Key
 	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, 16)}
 	if reset {
 		for _, s := range resetStmts {
@@ -171,8 +184,6 @@ func (c *Conn) pipeline(ctx context.Context, sql string, args []any, local bool)
 	b.Queue(sql, args...)
 	if local {
 		b.Queue("COMMIT")
-	} else {
-		b.Queue(confirmSQL)
 	}
 	// Unknown until confirmed: if anything below fails, the next checkout
 	// resets the session whatever tenant it serves.
@@ -184,7 +195,7 @@ func (c *Conn) pipeline(ctx context.Context, sql string, args []any, local bool)
 		c.poisoned = true
 		c.Release()
 		err = r.switchFailed(ctx, t.ID, err)
-		r.traceAcquire(ctx, t.ID, c.start, true, err)
+		r.traceAcquire(ctx, t.ID, c.start, switched, err)
 		return nil, err
 	}
 	for range pre {
@@ -205,7 +216,7 @@ func (c *Conn) pipeline(ctx context.Context, sql string, args []any, local bool)
 		// transaction: the session last served t, whatever happens next.
 		st.key, st.version, st.tenant, st.dirty = t.Key, t.UpdatedAt, t.ID, false
 	}
-	r.traceAcquire(ctx, t.ID, c.start, true, nil)
+	r.traceAcquire(ctx, t.ID, c.start, switched, nil)
 	rows, err := br.Query()
 	if err != nil {
 		// The statement failed (or the connection broke): read the rest so
@@ -316,10 +327,8 @@ func (o *oneRows) Close() {
 		c.afterPipeline(context.Background(), true)
 		return
 	}
-	var cu string
-	confirmErr := o.br.QueryRow().Scan(&cu)
 	closeErr := o.br.Close()
-	if stmtErr == nil && confirmErr == nil && closeErr == nil && cu == t.Role {
+	if stmtErr == nil && closeErr == nil && switchSurvives(o.Rows.CommandTag()) {
 		st.key, st.version, st.tenant, st.dirty = t.Key, t.UpdatedAt, t.ID, false
 	}
 	c.Release()

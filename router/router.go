@@ -35,6 +35,8 @@ type Router struct {
 	cache   *statusCache
 	slots   *slots
 
+	aff *affinity // nil without Config.Affinity
+
 	relTracer   ReleaseTracer
 	queryTracer QueryTracer
 
@@ -118,6 +120,9 @@ func NewWithConfig(ctx context.Context, pc *pgxpool.Config, cfg *Config) (*Route
 		r.pool.Close()
 		return nil, err
 	}
+	if c.Affinity > 0 {
+		r.aff = newAffinity(r.pool, c.Affinity)
+	}
 	r.catalog = c.Catalog
 	if r.catalog == nil {
 		cc := pc.Copy()
@@ -192,6 +197,9 @@ func (r *Router) Close() {
 		r.mu.Lock()
 		r.closed = true
 		r.mu.Unlock()
+		if r.aff != nil {
+			r.aff.drain()
+		}
 		r.pool.Close()
 		r.closeClusters()
 		if r.logins != nil {
@@ -210,11 +218,18 @@ type Stat struct {
 	CachedTenants int
 	// BusyTenants is the number of tenants with at least one checkout.
 	BusyTenants int
+	// Parked is the number of idle connections kept for their tenant
+	// (Config.Affinity); Pool counts them as acquired.
+	Parked int
 }
 
 // Stat returns a snapshot of the router's state.
 func (r *Router) Stat() Stat {
-	return Stat{Pool: r.pool.Stat(), CachedTenants: r.cache.len(), BusyTenants: r.slots.busy()}
+	st := Stat{Pool: r.pool.Stat(), CachedTenants: r.cache.len(), BusyTenants: r.slots.busy()}
+	if r.aff != nil {
+		st.Parked = r.aff.parkedLen()
+	}
+	return st
 }
 
 // Invalidate drops tenant id from the status cache, so the next checkout reads
@@ -275,12 +290,18 @@ func (r *Router) checkout(ctx context.Context, id tenancy.ID) (*Conn, error) {
 		release()
 		return nil, err
 	}
-	pc, err := pool.Acquire(ctx)
+	var pc *pgxpool.Conn
+	viaAff := r.aff != nil && pool == r.pool // affinity covers the default cluster's pool
+	if viaAff {
+		pc, err = r.aff.acquire(ctx, t.Key)
+	} else {
+		pc, err = pool.Acquire(ctx)
+	}
 	if err != nil {
 		release()
 		return nil, fmt.Errorf("router: acquiring a connection for tenant %q: %w", id, connLost(err))
 	}
-	return &Conn{r: r, pc: pc, tenant: t, st: r.state(pc.Conn()), slot: release}, nil
+	return &Conn{r: r, pc: pc, tenant: t, st: r.state(pc.Conn()), slot: release, viaAff: viaAff}, nil
 }
 
 // timeoutFor returns the statement timeout for t.
