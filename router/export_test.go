@@ -9,3 +9,10 @@ func CorruptGatewayForTest(r *Router) {
 		st.gateway = "not_the_gateway"
 	}
 }
+
+// FailResetForTest makes the SessionRole pipelined reset fail (instead of
+// DISCARD ALL it runs a failing statement) until the returned func is called.
+func FailResetForTest() (restore func()) {
+	discardSQL = "SELECT 1/0"
+	return func() { discardSQL = "DISCARD ALL" }
+}

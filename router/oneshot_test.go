@@ -196,3 +196,38 @@ func TestDBTxLocalCommitAndRollback(t *testing.T) {
 	require.Equal(t, "kept", v)
 	require.Zero(t, r.Stat().Pool.AcquiredConns())
 }
+
+// TestDBFailedResetFailsClosed: when the reset segment fails, the segment
+// with the switch and the caller's statement refuses to run (the previous
+// tenant's role is still in force), no rows are returned and the connection
+// is destroyed. Not parallel: it swaps the reset statement package-wide.
+func TestDBFailedResetFailsClosed(t *testing.T) {
+	d := newDeployment(t, router.Config{})
+	a, b := d.NewTenant(t, nil), d.NewTenant(t, nil)
+	plant(t, d.Router, a.ID)
+	ctx := ctxT(t)
+	r := newRouter(t, d, router.Config{ConfigurePool: onePool})
+	pidOfA := func() uint32 {
+		var p uint32
+		require.NoError(t, r.DB(a.ID).QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&p))
+		return p
+	}
+	pidA := pidOfA()
+	restore := router.FailResetForTest()
+	_, err := r.DB(b.ID).Exec(ctx, "INSERT INTO items (owner) VALUES ('must-not-exist')")
+	restore()
+	require.Error(t, err)
+	pidA2 := pidOfA()
+	require.NotEqual(t, pidA, pidA2, "the connection must have been destroyed")
+	restore = router.FailResetForTest()
+	rows, err := r.DB(b.ID).Query(ctx, "SELECT owner FROM items")
+	restore()
+	require.Error(t, err)
+	require.Nil(t, rows)
+	var n int
+	var pidB uint32
+	require.NoError(t, r.DB(b.ID).QueryRow(ctx, "SELECT count(*), pg_backend_pid() FROM items").Scan(&n, &pidB))
+	require.Zero(t, n, "the statement behind a failed reset must not run")
+	require.NotEqual(t, pidA2, pidB, "the connection must have been destroyed")
+	require.NotEqual(t, pidA, pidB, "the connection must have been destroyed")
+}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing/fstest"
 	"time"
@@ -143,7 +144,7 @@ func (d *Design) Close() {
 // DesignNames lists every design, the ceiling first.
 var DesignNames = []string{
 	"raw", "raw-exec",
-	"sessionrole-db", "sessionrole-acquire", "txlocal-db", "txlocal-intx",
+	"sessionrole-db", "sessionrole-db-affinity", "sessionrole-acquire", "txlocal-db", "txlocal-db-affinity", "txlocal-intx",
 	"naive-setrole", "naive-combined", "naive-txbatch", "pool-per-tenant",
 }
 
@@ -183,8 +184,12 @@ func (e *Env) NewDesign(ctx context.Context, name string, o DesignOpts) (*Design
 		return p, err
 	}
 	rtr := func(mode router.Mode) (*router.Router, error) {
+		affinity := 0
+		if strings.HasSuffix(name, "-affinity") {
+			affinity = -1
+		}
 		r, err := router.New(ctx, e.Dep.DB.GatewayDSN, &router.Config{
-			Mode: mode, MaxConnsPerTenant: o.PoolSize, StatusTTL: time.Minute,
+			Mode: mode, MaxConnsPerTenant: o.PoolSize, StatusTTL: time.Minute, Affinity: affinity,
 			ConfigurePool: func(c *pgxpool.Config) { c.MaxConns = int32(o.PoolSize) },
 		})
 		if err == nil {
@@ -215,12 +220,12 @@ func (e *Env) NewDesign(ctx context.Context, name string, o DesignOpts) (*Design
 		d.Op = func(ctx context.Context, t int, key int64) error {
 			return p.QueryRow(ctx, qualified[t], key).Scan(&scan)
 		}
-	case "sessionrole-db", "sessionrole-acquire":
+	case "sessionrole-db", "sessionrole-db-affinity", "sessionrole-acquire":
 		r, err := rtr(router.SessionRole)
 		if err != nil {
 			return nil, err
 		}
-		if name == "sessionrole-db" {
+		if name != "sessionrole-acquire" {
 			d.Op = func(ctx context.Context, t int, key int64) error {
 				return r.DB(ids[t]).QueryRow(ctx, pointSQL, key).Scan(&scan)
 			}
@@ -234,12 +239,12 @@ func (e *Env) NewDesign(ctx context.Context, name string, o DesignOpts) (*Design
 				return c.QueryRow(ctx, pointSQL, key).Scan(&scan)
 			}
 		}
-	case "txlocal-db", "txlocal-intx":
+	case "txlocal-db", "txlocal-db-affinity", "txlocal-intx":
 		r, err := rtr(router.TxLocal)
 		if err != nil {
 			return nil, err
 		}
-		if name == "txlocal-db" {
+		if name != "txlocal-intx" {
 			d.Op = func(ctx context.Context, t int, key int64) error {
 				return r.DB(ids[t]).QueryRow(ctx, pointSQL, key).Scan(&scan)
 			}
