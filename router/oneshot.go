@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -64,16 +65,30 @@ func (d DB) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	return &oneRow{rows: rows, err: err}
 }
 
-// The reset of resetSQL, one statement per protocol message. SET SESSION
-// AUTHORIZATION DEFAULT is left out: only a superuser can change the session
-// authorization, the gateway never is one (checkGateway), and the
-// verification checks session_user anyway. Each statement costs server CPU
-// (parse, bind, execute), which on a busy server matters more than the round
-// trip it shares.
+// The reset of resetSQL, one statement per protocol message (TxLocal).
 var resetStmts = []string{
 	"CLOSE ALL", "UNLISTEN *", "SELECT pg_advisory_unlock_all()", "DISCARD TEMP", "DISCARD SEQUENCES",
-	"DEALLOCATE ALL", "RESET ALL",
+	"DEALLOCATE ALL", "SET SESSION AUTHORIZATION DEFAULT", "RESET ALL",
 }
+
+// switchSQL switches and verifies in one statement, which costs the server
+// far less than four (each extended-protocol statement has a fixed cost that
+// dominates on a busy server): $1 role, $2 search_path, $3
+// statement_timeout, $4 is_local, $5 the gateway. The WHERE clause has no
+// column references, so PostgreSQL evaluates it once before the target list:
+// it raises unless the session is back at the gateway (proof that the reset
+// ran, and that nothing switched the role behind the router's back) and the
+// session user is the gateway; the error makes the server skip the caller's
+// statement. set_config('role') performs exactly the checks of SET ROLE.
+//
+// It needs EXECUTE on set_config for the gateway, which PostgreSQL grants to
+// PUBLIC; a hardened database that revoked it from PUBLIC should grant it to
+// the gateway (tenant roles still cannot call it). Without it the router
+// falls back to SET statements (noSetConfig).
+const switchSQL = "SELECT set_config('role', $1, $4), set_config('search_path', $2, $4), " +
+	"set_config('statement_timeout', $3, $4), session_user::text " +
+	"WHERE CASE WHEN current_user = session_user AND session_user = $5 THEN true " +
+	"ELSE ('bulkhead: session check failed for ' || current_user || '/' || session_user)::int::boolean END"
 
 // verifySQL returns the session's identities and raises an error inside the
 // pipeline when they are not the expected ones ($1 the tenant role, $2 the
@@ -113,7 +128,11 @@ func (r *Router) oneShot(ctx context.Context, id tenancy.ID, sql string, args []
 		if !plainArgs(args) {
 			return c.inLocalTx(ctx, sql, args)
 		}
-		return c.pipeline(ctx, sql, args, true)
+		rows, err := c.pipeline(ctx, sql, args, true)
+		if errors.Is(err, errRetrySwitch) {
+			return r.oneShot(ctx, id, sql, args)
+		}
+		return rows, err
 	}
 	if st.key == t.Key && !st.dirty && st.version.Equal(t.UpdatedAt) {
 		// The common case with affinity: the session already serves t.
@@ -144,8 +163,16 @@ func (r *Router) oneShot(ctx context.Context, id tenancy.ID, sql string, args []
 		}
 		return &oneRows{Rows: rows, c: c}, nil
 	}
-	return c.pipeline(ctx, sql, args, false)
+	rows, err := c.pipeline(ctx, sql, args, false)
+	if errors.Is(err, errRetrySwitch) {
+		return r.oneShot(ctx, id, sql, args)
+	}
+	return rows, err
 }
+
+// errRetrySwitch asks oneShot to retry once after falling back from
+// set_config to SET statements.
+var errRetrySwitch = errors.New("router: retry the switch without set_config")
 
 // pipeline sends, in one round trip (one network write), the reset when the
 // session last served another tenant or its state is unknown, the switch, its
@@ -189,11 +216,15 @@ func (c *Conn) pipeline(ctx context.Context, sql string, args []any, local bool)
 	p := conn.PgConn().StartPipeline(ctx)
 	send := func(q string) { p.SendQueryParams(q, nil, nil, nil, nil) }
 	pre := 0 // results before the verification, Syncs included
+	useSetConfig := !r.noSetConfig.Load()
 	if reset && !local {
 		send(discardSQL)
 		p.SendPipelineSync()
-		send(resetProofSQL)
-		pre += 3
+		pre += 2
+		if !useSetConfig {
+			send(resetProofSQL)
+			pre++
+		}
 	}
 	if reset && local {
 		for _, s := range resetStmts {
@@ -202,20 +233,32 @@ func (c *Conn) pipeline(ctx context.Context, sql string, args []any, local bool)
 		send("COMMIT")
 		pre += len(resetStmts) + 1
 	}
-	timeout := strconv.FormatInt(r.timeoutFor(t).Milliseconds(), 10)
 	if local {
 		send("BEGIN")
+		pre++
+	}
+	timeout := strconv.FormatInt(r.timeoutFor(t).Milliseconds(), 10)
+	path := pathIdent(t.Schema) + ", pg_temp"
+	switch {
+	case useSetConfig:
+		isLocal := "false"
+		if local {
+			isLocal = "true"
+		}
+		p.SendQueryParams(switchSQL, [][]byte{[]byte(t.Role), []byte(path), []byte(timeout), []byte(isLocal), []byte(st.gateway)}, nil, nil, nil)
+	case local:
 		send("SET LOCAL ROLE " + quote(t.Role))
-		send("SET LOCAL search_path = " + quote(t.Schema) + ", pg_temp")
+		send("SET LOCAL search_path = " + path)
 		send("SET LOCAL statement_timeout = " + timeout)
-		pre += 4
-	} else {
+		pre += 3
+		p.SendQueryParams(verifySQL, [][]byte{[]byte(t.Role), []byte(st.gateway)}, nil, nil, nil)
+	default:
 		send("SET ROLE " + quote(t.Role))
-		send("SET search_path = " + quote(t.Schema) + ", pg_temp")
+		send("SET search_path = " + path)
 		send("SET statement_timeout = " + timeout)
 		pre += 3
+		p.SendQueryParams(verifySQL, [][]byte{[]byte(t.Role), []byte(st.gateway)}, nil, nil, nil)
 	}
-	p.SendQueryParams(verifySQL, [][]byte{[]byte(t.Role), []byte(st.gateway)}, nil, nil, nil)
 	p.SendQueryParams(sql, eqb.ParamValues, nil, eqb.ParamFormats, eqb.ResultFormats)
 	if local {
 		send("COMMIT")
@@ -226,6 +269,13 @@ func (c *Conn) pipeline(ctx context.Context, sql string, args []any, local bool)
 		_ = p.Close()
 		c.poisoned = true
 		c.Release()
+		var pgErr *pgconn.PgError
+		if useSetConfig && errors.As(err, &pgErr) && pgErr.Code == pgerrcode.InsufficientPrivilege && strings.Contains(pgErr.Message, "set_config") {
+			// set_config is revoked from the gateway: fall back to SET
+			// statements from now on, and retry this statement once.
+			r.noSetConfig.Store(true)
+			return nil, errRetrySwitch
+		}
 		err = r.switchFailed(ctx, t.ID, err)
 		r.traceAcquire(ctx, t.ID, c.start, switched, err)
 		return nil, err
@@ -256,10 +306,14 @@ func (c *Conn) pipeline(ctx context.Context, sql string, args []any, local bool)
 	if got.Err != nil {
 		return fail(got.Err)
 	}
-	if len(got.Rows) != 1 || len(got.Rows[0]) != 3 {
+	width, suCol := 3, 1
+	if useSetConfig {
+		width, suCol = 4, 3
+	}
+	if len(got.Rows) != 1 || len(got.Rows[0]) != width {
 		return fail(fmt.Errorf("verifying the switch: unexpected result shape"))
 	}
-	if cu, su := string(got.Rows[0][0]), string(got.Rows[0][1]); cu != t.Role || su != st.gateway {
+	if cu, su := string(got.Rows[0][0]), string(got.Rows[0][suCol]); cu != t.Role || su != st.gateway {
 		return fail(fmt.Errorf("verifying the switch: current_user %q session_user %q, want %q and %q", cu, su, t.Role, st.gateway))
 	}
 	if local {
@@ -481,4 +535,19 @@ func (r *Router) traceAcquire(ctx context.Context, id tenancy.ID, start time.Tim
 	if r.cfg.Tracer != nil {
 		r.cfg.Tracer.TraceAcquire(ctx, AcquireData{Tenant: id, Wait: time.Since(start), Switched: switched, Err: err})
 	}
+}
+
+// pathIdent writes schema for a search_path value the way SET does: bare
+// when it is a plain lower-case identifier, quoted otherwise, so that
+// current_setting('search_path') reads the same whichever way it was set.
+func pathIdent(schema string) string {
+	for i, r := range schema {
+		if !(r >= 'a' && r <= 'z' || r == '_' || i > 0 && (r >= '0' && r <= '9' || r == '$')) {
+			return quote(schema)
+		}
+	}
+	if schema == "" {
+		return quote(schema)
+	}
+	return schema
 }

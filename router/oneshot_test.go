@@ -231,3 +231,37 @@ func TestDBFailedResetFailsClosed(t *testing.T) {
 	require.NotEqual(t, pidA2, pidB, "the connection must have been destroyed")
 	require.NotEqual(t, pidA, pidB, "the connection must have been destroyed")
 }
+
+// TestDBWithoutSetConfig: on a database hardened by a superuser (set_config
+// revoked from PUBLIC and not granted to the gateway) the single-statement
+// switch falls back to SET statements, transparently and as safely.
+func TestDBWithoutSetConfig(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t, router.Config{})
+	a, b := d.NewTenant(t, nil), d.NewTenant(t, nil)
+	ctx := ctxT(t)
+	super, err := pgx.Connect(ctx, d.DB.SuperDSN)
+	require.NoError(t, err)
+	defer super.Close(context.Background())
+	_, err = super.Exec(ctx, "REVOKE EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) FROM PUBLIC")
+	require.NoError(t, err)
+	for _, mode := range modes {
+		r := newRouter(t, d, router.Config{Mode: mode, ConfigurePool: onePool})
+		for i := 0; i < 3; i++ {
+			for _, tn := range []*tenancy.Tenant{a, b} {
+				_, err := r.DB(tn.ID).Exec(ctx, "INSERT INTO items (owner) VALUES ($1)", string(tn.ID))
+				require.NoError(t, err, "%s", mode)
+				var owners []string
+				rows, err := r.DB(tn.ID).Query(ctx, "SELECT DISTINCT owner FROM items")
+				require.NoError(t, err)
+				owners, err = pgx.CollectRows(rows, pgx.RowTo[string])
+				require.NoError(t, err)
+				require.Equal(t, []string{string(tn.ID)}, owners)
+				var user, path string
+				require.NoError(t, r.DB(tn.ID).QueryRow(ctx, "SELECT current_user, current_setting('search_path')").Scan(&user, &path))
+				require.Equal(t, tn.Role, user)
+				require.Equal(t, tn.Schema+", pg_temp", path)
+			}
+		}
+	}
+}

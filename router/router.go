@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgerrcode"
@@ -36,6 +37,9 @@ type Router struct {
 	slots   *slots
 
 	aff *affinity // nil without Config.Affinity
+	// noSetConfig: the gateway may not execute set_config, so DB's
+	// pipelined switch uses SET statements (oneshot.go).
+	noSetConfig atomic.Bool
 
 	relTracer   ReleaseTracer
 	queryTracer QueryTracer
