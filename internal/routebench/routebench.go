@@ -141,7 +141,8 @@ func (d *Design) Close() {
 	}
 }
 
-// DesignNames lists every design, the ceiling first.
+// DesignNames lists every design, the ceiling first. The -affinity designs
+// run with Config.Affinity on a pool four times the size of the others.
 var DesignNames = []string{
 	"raw", "raw-exec",
 	"sessionrole-db", "sessionrole-db-affinity", "sessionrole-acquire", "txlocal-db", "txlocal-db-affinity", "txlocal-intx",
@@ -184,13 +185,15 @@ func (e *Env) NewDesign(ctx context.Context, name string, o DesignOpts) (*Design
 		return p, err
 	}
 	rtr := func(mode router.Mode) (*router.Router, error) {
-		affinity := 0
+		affinity, size := 0, o.PoolSize
 		if strings.HasSuffix(name, "-affinity") {
-			affinity = -1
+			// Affinity pays off only when connections sit idle: give the
+			// router four times the connections (all of them may park).
+			affinity, size = -1, 4*o.PoolSize
 		}
 		r, err := router.New(ctx, e.Dep.DB.GatewayDSN, &router.Config{
-			Mode: mode, MaxConnsPerTenant: o.PoolSize, StatusTTL: time.Minute, Affinity: affinity,
-			ConfigurePool: func(c *pgxpool.Config) { c.MaxConns = int32(o.PoolSize) },
+			Mode: mode, MaxConnsPerTenant: size, StatusTTL: time.Minute, Affinity: affinity,
+			ConfigurePool: func(c *pgxpool.Config) { c.MaxConns = int32(size) },
 		})
 		if err == nil {
 			d.close = append(d.close, r.Close)
