@@ -53,6 +53,9 @@ func run() error {
 	dur := flag.Duration("duration", 2*time.Second, "duration of one design's run in one round")
 	poolSize := flag.Int("pool", 16, "MaxConns of every shared pool")
 	workers := flag.Int("create-workers", 1, "concurrent provision.Create calls while growing")
+	load := flag.Bool("load", true, "run the routing load tables")
+	loadAtF := flag.String("load-at", "", "comma-separated tenant counts at which to run the load tables (default: every count in -tenants)")
+	scale := flag.Bool("scale", true, "measure first-query latency on fresh and just-invalidated backends, and backend memory")
 	dsn := flag.String("dsn", os.Getenv("BULKHEAD_TEST_DSN"), "existing server (superuser); default: a throwaway local server")
 	flag.Parse()
 
@@ -63,6 +66,12 @@ func run() error {
 	gs, err := ints(*goroutinesF)
 	if err != nil {
 		return fmt.Errorf("-goroutines: %w", err)
+	}
+	loadAt := tenantCounts
+	if *loadAtF != "" {
+		if loadAt, err = ints(*loadAtF); err != nil {
+			return fmt.Errorf("-load-at: %w", err)
+		}
 	}
 	designs := strings.Split(*designsF, ",")
 	if !slices.Contains(designs, "raw") {
@@ -101,6 +110,14 @@ func run() error {
 		printCreates(env.Creates, prev, n)
 		prev = n
 
+		if *scale {
+			if err := scaleTable(ctx, env, n); err != nil {
+				return fmt.Errorf("scale: %w", err)
+			}
+		}
+		if !*load || !slices.Contains(loadAt, n) {
+			continue
+		}
 		var ds []*routebench.Design
 		for _, name := range designs {
 			if name == "pool-per-tenant" && n > 1000 {
@@ -252,4 +269,36 @@ func cpuModel() string {
 		}
 	}
 	return fmt.Sprintf("%d × %s", n, model)
+}
+
+func scaleTable(ctx context.Context, env *routebench.Env, n int) error {
+	fresh, err := env.FirstQuery(ctx, 20)
+	if err != nil {
+		return err
+	}
+	inval, err := env.AfterInvalidation(ctx, 10)
+	if err != nil {
+		return err
+	}
+	fmt.Println("| first switch + point select (gateway, PostgreSQL role-membership cache cold) | n | p50 | p95 |")
+	fmt.Println("|---|---|---|---|")
+	fmt.Printf("| fresh backend | %d | %s | %s |\n", len(fresh), ms(routebench.Percentile(fresh, 50)), ms(routebench.Percentile(fresh, 95)))
+	fmt.Printf("| warm backend, right after a provision.Create | %d | %s | %s |\n\n", len(inval), ms(routebench.Percentile(inval, 50)), ms(routebench.Percentile(inval, 95)))
+	fmt.Println("| backend memory (pg_backend_memory_contexts) | before | after touching one table per tenant |")
+	fmt.Println("|---|---|---|")
+	ks := []int{}
+	for _, k := range []int{100, 1000, n} {
+		if k <= n && !slices.Contains(ks, k) {
+			ks = append(ks, k)
+		}
+	}
+	for _, k := range ks {
+		before, after, err := env.BackendMemory(ctx, k)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("| %d tenants | %.1f MB | %.1f MB |\n", k, float64(before)/1e6, float64(after)/1e6)
+	}
+	fmt.Println()
+	return nil
 }
