@@ -142,7 +142,7 @@ func (d *Design) Close() {
 }
 
 // DesignNames lists every design, the ceiling first. The -affinity designs
-// run with Config.Affinity on a pool four times the size of the others.
+// run with Config.Affinity on a pool twice the size of the others.
 var DesignNames = []string{
 	"raw", "raw-exec",
 	"sessionrole-db", "sessionrole-db-affinity", "sessionrole-acquire", "txlocal-db", "txlocal-db-affinity", "txlocal-intx",
@@ -153,7 +153,7 @@ var DesignNames = []string{
 type DesignOpts struct {
 	// PoolSize is every shared pool's MaxConns. Default: 16.
 	PoolSize int
-	// PerTenantConns is each pool's MaxConns in pool-per-tenant. Default: 2.
+	// PerTenantConns is each pool's MaxConns in pool-per-tenant. Default: 1.
 	PerTenantConns int
 }
 
@@ -165,7 +165,7 @@ func (e *Env) NewDesign(ctx context.Context, name string, o DesignOpts) (*Design
 		o.PoolSize = 16
 	}
 	if o.PerTenantConns == 0 {
-		o.PerTenantConns = 2
+		o.PerTenantConns = 1
 	}
 	d := &Design{Name: name}
 	pool := func(dsn string, mode pgx.QueryExecMode) (*pgxpool.Pool, error) {
@@ -188,8 +188,8 @@ func (e *Env) NewDesign(ctx context.Context, name string, o DesignOpts) (*Design
 		affinity, size := 0, o.PoolSize
 		if strings.HasSuffix(name, "-affinity") {
 			// Affinity pays off only when connections sit idle: give the
-			// router four times the connections (all of them may park).
-			affinity, size = -1, 4*o.PoolSize
+			// router twice the connections (all of them may park).
+			affinity, size = -1, 2*o.PoolSize
 		}
 		r, err := router.New(ctx, e.Dep.DB.GatewayDSN, &router.Config{
 			Mode: mode, MaxConnsPerTenant: size, StatusTTL: time.Minute, Affinity: affinity,
