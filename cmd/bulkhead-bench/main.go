@@ -192,8 +192,14 @@ func table(ctx context.Context, ds []*routebench.Design, o routebench.LoadOpts, 
 		}
 	}
 	fmt.Printf("### %d tenants, %d goroutines, %s\n\n", o.Tenants, o.Goroutines, o.Dist)
-	fmt.Println("| design | ratio to raw (median) | min–max over rounds | ops/s (median) | p50 | p95 | p99 | client CPU/op | server CPU/op | errors |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	rawExec := -1
+	for i, d := range ds {
+		if d.Name == "raw-exec" {
+			rawExec = i
+		}
+	}
+	fmt.Println("| design | ratio to raw (median) | min–max over rounds | ratio to raw-exec (median) | ops/s (median) | p50 | p95 | p99 | client CPU/op | server CPU/op | errors |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	for i, d := range ds {
 		a := aggs[i]
 		lat := routebench.SortDurations(a.lats)
@@ -209,8 +215,16 @@ func table(ctx context.Context, ds []*routebench.Design, o routebench.LoadOpts, 
 		if a.firstErr != nil {
 			errs += " (" + a.firstErr.Error() + ")"
 		}
-		fmt.Printf("| %s | %.2f× | %.2f–%.2f | %.0f | %s | %s | %s | %s | %s | %s |\n", d.Name, median(a.ratios),
-			slices.Min(a.ratios), slices.Max(a.ratios), median(a.tps),
+		vsExec := "n/a"
+		if rawExec >= 0 {
+			r := make([]float64, len(a.tps))
+			for k := range r {
+				r[k] = a.tps[k] / aggs[rawExec].tps[k]
+			}
+			vsExec = fmt.Sprintf("%.2f×", median(r))
+		}
+		fmt.Printf("| %s | %.2f× | %.2f–%.2f | %s | %.0f | %s | %s | %s | %s | %s | %s |\n", d.Name, median(a.ratios),
+			slices.Min(a.ratios), slices.Max(a.ratios), vsExec, median(a.tps),
 			us(routebench.Percentile(lat, 50)), us(routebench.Percentile(lat, 95)), us(routebench.Percentile(lat, 99)),
 			proc, serv, errs)
 	}
