@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,20 +22,38 @@ import (
 
 	"github.com/bulkhead-go/bulkhead/isotest"
 	"github.com/bulkhead-go/bulkhead/router"
+	bhsql "github.com/bulkhead-go/bulkhead/sql"
 	"github.com/bulkhead-go/bulkhead/tenancy"
 )
 
 // Rows is the number of rows in each tenant's items table.
 const Rows = 100
 
-// Migrations give every tenant one table of Rows rows for point selects.
-var Migrations = fstest.MapFS{
-	"0001_items.up.sql": {Data: []byte(`
+// Migrations are the brand-licensing tenant schema (sql.LicensingMigrations,
+// what provisioning is measured with) plus one table of Rows rows for point
+// selects.
+var Migrations = func() fstest.MapFS {
+	m := fstest.MapFS{
+		"0100_bench_items.up.sql": {Data: []byte(`
 CREATE TABLE items (id bigint PRIMARY KEY, note text NOT NULL);
 INSERT INTO items SELECT g, 'note ' || g FROM generate_series(1, ` + strconv.Itoa(Rows) + `) g;
 `)},
-	"0001_items.down.sql": {Data: []byte(`DROP TABLE items;`)},
-}
+		"0100_bench_items.down.sql": {Data: []byte(`DROP TABLE items;`)},
+	}
+	lic := bhsql.LicensingMigrations()
+	entries, err := fs.ReadDir(lic, ".")
+	if err != nil {
+		panic(err)
+	}
+	for _, e := range entries {
+		b, err := fs.ReadFile(lic, e.Name())
+		if err != nil {
+			panic(err)
+		}
+		m[e.Name()] = &fstest.MapFile{Data: b}
+	}
+	return m
+}()
 
 // Env is a deployment with provisioned tenants.
 type Env struct {
