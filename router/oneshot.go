@@ -90,20 +90,6 @@ const switchSQL = "SELECT set_config('role', $1, $4), set_config('search_path', 
 	"WHERE CASE WHEN current_user = session_user AND session_user = $5 THEN true " +
 	"ELSE ('bulkhead: session check failed for ' || current_user || '/' || session_user)::int::boolean END"
 
-// switchLocalSQL is switchSQL for TxLocal ($4 the gateway, $5 the tenant
-// key). Between TxLocal transactions the session is always back at the
-// gateway, so the role proves nothing about the reset; instead each switch
-// leaves a session-level marker (bulkhead.served = the tenant key, a
-// placeholder setting with no effect) that DISCARD ALL clears. The WHERE
-// clause raises unless the marker is empty (fresh, or reset) or the
-// tenant's own (no reset needed), so a failed reset stops the transaction
-// before the caller's statement.
-const switchLocalSQL = "SELECT set_config('role', $1, true), set_config('search_path', $2, true), " +
-	"set_config('statement_timeout', $3, true), session_user::text, set_config('bulkhead.served', $5, false) " +
-	"WHERE CASE WHEN current_user = session_user AND session_user = $4 " +
-	"AND coalesce(current_setting('bulkhead.served', true), '') IN ('', $5) THEN true " +
-	"ELSE ('bulkhead: session check failed for ' || current_user || '/' || session_user)::int::boolean END"
-
 // verifySQL returns the session's identities and raises an error inside the
 // pipeline when they are not the expected ones ($1 the tenant role, $2 the
 // gateway), so that the caller's statement queued after it is never executed
@@ -198,10 +184,10 @@ var errRetrySwitch = errors.New("router: retry the switch without set_config")
 // cannot share a transaction), about half the server CPU of the seven
 // statements it replaces, and proves it ran before switching: DISCARD ALL
 // resets the role, so the next segment refuses to go on unless current_user
-// is session_user. TxLocal does the same with a marker setting as the proof
-// (switchLocalSQL). Without set_config (noSetConfig) both fall back to SET
-// statements, and TxLocal to the reset statements in the same segment as the
-// transaction, with a COMMIT of their own.
+// is session_user. TxLocal sessions are back at the gateway between
+// transactions whatever happened, so that proof does not exist there; TxLocal
+// sends the reset statements in the same segment as the transaction, with a
+// COMMIT of their own.
 func (c *Conn) pipeline(ctx context.Context, sql string, args []any, local bool) (*oneRows, error) {
 	t, st := c.tenant, c.st
 	r := c.r
@@ -241,18 +227,11 @@ func (c *Conn) pipeline(ctx context.Context, sql string, args []any, local bool)
 		}
 	}
 	if reset && local {
-		if useSetConfig {
-			// Proven by switchLocalSQL's marker check.
-			send(discardSQL)
-			p.SendPipelineSync()
-			pre += 2
-		} else {
-			for _, s := range resetStmts {
-				send(s)
-			}
-			send("COMMIT")
-			pre += len(resetStmts) + 1
+		for _, s := range resetStmts {
+			send(s)
 		}
+		send("COMMIT")
+		pre += len(resetStmts) + 1
 	}
 	if local {
 		send("BEGIN")
@@ -261,10 +240,12 @@ func (c *Conn) pipeline(ctx context.Context, sql string, args []any, local bool)
 	timeout := strconv.FormatInt(r.timeoutFor(t).Milliseconds(), 10)
 	path := pathIdent(t.Schema) + ", pg_temp"
 	switch {
-	case useSetConfig && local:
-		p.SendQueryParams(switchLocalSQL, [][]byte{[]byte(t.Role), []byte(path), []byte(timeout), []byte(st.gateway), []byte(t.Key)}, nil, nil, nil)
 	case useSetConfig:
-		p.SendQueryParams(switchSQL, [][]byte{[]byte(t.Role), []byte(path), []byte(timeout), []byte("false"), []byte(st.gateway)}, nil, nil, nil)
+		isLocal := "false"
+		if local {
+			isLocal = "true"
+		}
+		p.SendQueryParams(switchSQL, [][]byte{[]byte(t.Role), []byte(path), []byte(timeout), []byte(isLocal), []byte(st.gateway)}, nil, nil, nil)
 	case local:
 		send("SET LOCAL ROLE " + quote(t.Role))
 		send("SET LOCAL search_path = " + path)
@@ -328,9 +309,6 @@ func (c *Conn) pipeline(ctx context.Context, sql string, args []any, local bool)
 	width, suCol := 3, 1
 	if useSetConfig {
 		width, suCol = 4, 3
-		if local {
-			width = 5
-		}
 	}
 	if len(got.Rows) != 1 || len(got.Rows[0]) != width {
 		return fail(fmt.Errorf("verifying the switch: unexpected result shape"))

@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
-	"github.com/bulkhead-go/bulkhead/isotest"
 	"github.com/bulkhead-go/bulkhead/router"
 	"github.com/bulkhead-go/bulkhead/tenancy"
 )
@@ -200,20 +199,14 @@ func TestDBTxLocalCommitAndRollback(t *testing.T) {
 
 // TestDBFailedResetFailsClosed: when the reset segment fails, the segment
 // with the switch and the caller's statement refuses to run (the previous
-// tenant's role, or in TxLocal its marker, is still in force), no rows are
-// returned and the connection is destroyed. Not parallel: it swaps the reset statement package-wide.
+// tenant's role is still in force), no rows are returned and the connection
+// is destroyed. Not parallel: it swaps the reset statement package-wide.
 func TestDBFailedResetFailsClosed(t *testing.T) {
 	d := newDeployment(t, router.Config{})
 	a, b := d.NewTenant(t, nil), d.NewTenant(t, nil)
 	plant(t, d.Router, a.ID)
-	for _, mode := range modes {
-		t.Run(mode.String(), func(t *testing.T) { testFailedReset(t, d, mode, a, b) })
-	}
-}
-
-func testFailedReset(t *testing.T, d *isotest.Deployment, mode router.Mode, a, b *tenancy.Tenant) {
 	ctx := ctxT(t)
-	r := newRouter(t, d, router.Config{Mode: mode, ConfigurePool: onePool})
+	r := newRouter(t, d, router.Config{ConfigurePool: onePool})
 	pidOfA := func() uint32 {
 		var p uint32
 		require.NoError(t, r.DB(a.ID).QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&p))
