@@ -67,8 +67,11 @@ type Config struct {
 	// connection when ctx has no earlier deadline. Default: 5s.
 	AcquireTimeout time.Duration
 	// StatementTimeout is applied to every tenant's connections unless the
-	// tenant's Limits.StatementTimeout overrides it. Default: 0, the server's
-	// setting.
+	// tenant's Limits.StatementTimeout overrides it. Default: 0, meaning no
+	// timeout. The router sets it explicitly on every switch, so it replaces
+	// a statement_timeout configured on the database or the gateway role (the
+	// reset between tenants would lose that anyway): set the deployment-wide
+	// value here.
 	StatementTimeout time.Duration
 	// Affinity is how many idle connections the router keeps out of the
 	// pool, each filed under the tenant its session serves, so that the
