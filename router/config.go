@@ -67,9 +67,21 @@ type Config struct {
 	// connection when ctx has no earlier deadline. Default: 5s.
 	AcquireTimeout time.Duration
 	// StatementTimeout is applied to every tenant's connections unless the
-	// tenant's Limits.StatementTimeout overrides it. Default: 0, the server's
-	// setting.
+	// tenant's Limits.StatementTimeout overrides it. Default: 0, meaning no
+	// timeout. The router sets it explicitly on every switch, so it replaces
+	// a statement_timeout configured on the database or the gateway role (the
+	// reset between tenants would lose that anyway): set the deployment-wide
+	// value here.
 	StatementTimeout time.Duration
+	// Affinity is how many idle connections the router keeps out of the
+	// pool, each filed under the tenant its session serves, so that the
+	// tenant's next checkout gets a connection that needs no switch (and, in
+	// TxLocal, no reset). A checkout that finds none for its tenant and an
+	// exhausted pool takes the least recently used parked connection. Parked
+	// connections count as acquired in Stat().Pool and skip the pool's idle
+	// health checks until they are used again. -1 means the pool's MaxConns.
+	// Default: 0, none (every idle connection stays in the pool).
+	Affinity int
 	// Tracer receives acquire events, and release and query events when it
 	// also implements ReleaseTracer or QueryTracer. Default: none.
 	Tracer Tracer
@@ -134,6 +146,9 @@ func (c *Config) withDefaults(poolMax int32) *Config {
 	if out.PoolIdleTimeout == 0 {
 		out.PoolIdleTimeout = time.Minute
 	}
+	if out.Affinity == -1 {
+		out.Affinity = int(poolMax)
+	}
 	if out.AcquireTimeout == 0 {
 		out.AcquireTimeout = 5 * time.Second
 	}
@@ -156,6 +171,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("router: Config.StatusCacheSize is negative")
 	case c.MaxConnsPerTenant < 0:
 		return fmt.Errorf("router: Config.MaxConnsPerTenant is negative")
+	case c.Affinity < 0:
+		return fmt.Errorf("router: Config.Affinity is negative (other than -1)")
 	case c.AcquireTimeout < 0:
 		return fmt.Errorf("router: Config.AcquireTimeout is negative")
 	case c.StatementTimeout < 0:

@@ -34,6 +34,7 @@ type Conn struct {
 	slot     func()
 	start    time.Time
 	poisoned bool
+	viaAff   bool // taken through r.aff, so returned through it
 	once     sync.Once
 }
 
@@ -84,11 +85,11 @@ func (r *Router) AcquireFromContext(ctx context.Context) (*Conn, error) {
 // and verification travel in one round trip.
 func (c *Conn) switchSession(ctx context.Context) (bool, error) {
 	t, st := c.tenant, c.st
-	if st.key == t.Key && st.version.Equal(t.UpdatedAt) {
+	if st.key == t.Key && !st.dirty && st.version.Equal(t.UpdatedAt) {
 		return false, nil
 	}
 	conn := c.pc.Conn()
-	reset := st.key != "" && st.key != t.Key
+	reset := st.dirty || (st.key != "" && st.key != t.Key)
 	st.key, st.tenant = "", "" // unknown until verified
 	var b strings.Builder
 	if reset {
@@ -108,7 +109,7 @@ func (c *Conn) switchSession(ctx context.Context) (bool, error) {
 	if cu, su := string(last.Rows[0][0]), string(last.Rows[0][1]); cu != t.Role || su != st.gateway {
 		return false, fmt.Errorf("verifying the switch: current_user %q session_user %q, want %q and %q", cu, su, t.Role, st.gateway)
 	}
-	st.key, st.version, st.tenant = t.Key, t.UpdatedAt, t.ID
+	st.key, st.version, st.tenant, st.dirty = t.Key, t.UpdatedAt, t.ID, false
 	return true, nil
 }
 
@@ -162,6 +163,9 @@ func (c *Conn) Release() {
 		destroy := c.poisoned || conn.IsClosed() || pg.IsBusy() || pg.TxStatus() != 'I'
 		tenant := c.tenant.ID
 		if destroy {
+			if c.viaAff {
+				c.r.aff.destroyed()
+			}
 			c.r.forget(conn)
 			raw := c.pc.Hijack()
 			go func() {
@@ -169,6 +173,12 @@ func (c *Conn) Release() {
 				defer cancel()
 				_ = raw.Close(ctx)
 			}()
+		} else if c.viaAff {
+			key := c.st.key
+			if c.st.dirty {
+				key = ""
+			}
+			c.r.aff.release(c.pc, key)
 		} else {
 			c.pc.Release()
 		}

@@ -36,6 +36,30 @@
 // member of every active tenant's role, so such SQL can SET ROLE to another
 // tenant. Keep tenant input in query parameters, never in SQL text.
 //
+// # Single statements: DB
+//
+// r.DB(id) is a handle that checks a connection out for each statement and
+// satisfies the same DBTX interface (licensingdb.New(r.DB(id))). When the
+// connection does not serve the tenant yet, the switch travels in the same
+// network write as the statement: in SessionRole, DISCARD ALL in a segment of
+// its own, then one statement that switches role, search_path and
+// statement_timeout with set_config and raises unless the session was reset
+// and the session user is the gateway, then the caller's statement; in
+// TxLocal, the reset (when the tenant changes), BEGIN, the same switch with
+// is_local, the statement and COMMIT. Any error before the caller's statement
+// makes the server skip it; the connection is then destroyed and no rows are
+// returned. A statement that fails or ends the pipeline's transaction undoes
+// the switch, and the session is reset on its next checkout. Statements use
+// the extended protocol: one statement per call.
+//
+// # Affinity
+//
+// Config.Affinity keeps idle connections out of the pool, filed under the
+// tenant they serve, so a tenant's next checkout needs no switch; an exhausted
+// pool lends the least recently parked one to another tenant. It pays off
+// when connections sit idle and a few tenants carry most of the traffic. See
+// docs/BENCHMARKS.md for measurements.
+//
 // # Statement caching
 //
 // pgx caches statements by SQL text, and after a switch the same text means

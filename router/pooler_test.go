@@ -168,3 +168,63 @@ func TestSessionRoleRefusesPgBouncer(t *testing.T) {
 		require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM items").Scan(&n))
 	})
 }
+
+// TestTxLocalDBBehindPgBouncer: single statements through r.DB in TxLocal
+// behind PgBouncer in transaction mode: each pipelined transaction (reset,
+// BEGIN, switch, statement, COMMIT, one Sync) lands on whatever server
+// connection PgBouncer picks and still sees only its tenant's rows.
+func TestTxLocalDBBehindPgBouncer(t *testing.T) {
+	t.Parallel()
+	bouncer := isotest.NewPgBouncer(t, &isotest.PgBouncerOpts{PoolSize: 3})
+	d := newDeployment(t, router.Config{})
+	r := newRouterVia(t, d, router.Config{Mode: router.TxLocal}, bouncer)
+	ctx := ctxT(t)
+	const tenants, workers = 10, 8
+	ids := make([]tenancy.ID, tenants)
+	roles := map[tenancy.ID]string{}
+	for i := range ids {
+		tn := d.NewTenant(t, nil)
+		ids[i], roles[tn.ID] = tn.ID, tn.Role
+		plant(t, r, tn.ID)
+	}
+	var ops, wrong atomic.Int64
+	var mu sync.Mutex
+	var failures []error
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				id := ids[rand.IntN(tenants)]
+				var user, owner string
+				err := r.DB(id).QueryRow(ctx, "SELECT current_user, (SELECT value FROM secrets WHERE id = 1)").Scan(&user, &owner)
+				if err == nil {
+					if owner != string(id) || user != roles[id] {
+						wrong.Add(1)
+					}
+					_, err = r.DB(id).Exec(ctx, "INSERT INTO items (owner, note) VALUES ($1, 'bouncer-db')", string(id))
+				}
+				if err != nil {
+					mu.Lock()
+					failures = append(failures, err)
+					mu.Unlock()
+					continue
+				}
+				ops.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	require.Empty(t, failures, "pgbouncer log:\n%s", bouncer.Log())
+	require.Zero(t, wrong.Load())
+	require.Greater(t, ops.Load(), int64(tenants))
+	for _, id := range ids {
+		rows, err := r.DB(id).Query(ctx, "SELECT DISTINCT owner FROM items")
+		require.NoError(t, err)
+		owners, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		require.Equal(t, []string{string(id)}, owners)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgerrcode"
@@ -35,6 +36,11 @@ type Router struct {
 	cache   *statusCache
 	slots   *slots
 
+	aff *affinity // nil without Config.Affinity
+	// noSetConfig: the gateway may not execute set_config, so DB's
+	// pipelined switch uses SET statements (oneshot.go).
+	noSetConfig atomic.Bool
+
 	relTracer   ReleaseTracer
 	queryTracer QueryTracer
 
@@ -56,6 +62,10 @@ type connState struct {
 	key     tenancy.Key
 	version time.Time
 	tenant  tenancy.ID // for tracing
+	// dirty says the session's state is unknown (a pipelined switch whose
+	// outcome was not confirmed): the next checkout resets it, whatever tenant
+	// it is for.
+	dirty bool
 }
 
 // New returns a router over a pool of connections to dsn, made as the gateway
@@ -113,6 +123,9 @@ func NewWithConfig(ctx context.Context, pc *pgxpool.Config, cfg *Config) (*Route
 	if err := r.openClusters(ctx, pc, parsed); err != nil {
 		r.pool.Close()
 		return nil, err
+	}
+	if c.Affinity > 0 {
+		r.aff = newAffinity(r.pool, c.Affinity)
 	}
 	r.catalog = c.Catalog
 	if r.catalog == nil {
@@ -188,6 +201,9 @@ func (r *Router) Close() {
 		r.mu.Lock()
 		r.closed = true
 		r.mu.Unlock()
+		if r.aff != nil {
+			r.aff.drain()
+		}
 		r.pool.Close()
 		r.closeClusters()
 		if r.logins != nil {
@@ -206,11 +222,18 @@ type Stat struct {
 	CachedTenants int
 	// BusyTenants is the number of tenants with at least one checkout.
 	BusyTenants int
+	// Parked is the number of idle connections kept for their tenant
+	// (Config.Affinity); Pool counts them as acquired.
+	Parked int
 }
 
 // Stat returns a snapshot of the router's state.
 func (r *Router) Stat() Stat {
-	return Stat{Pool: r.pool.Stat(), CachedTenants: r.cache.len(), BusyTenants: r.slots.busy()}
+	st := Stat{Pool: r.pool.Stat(), CachedTenants: r.cache.len(), BusyTenants: r.slots.busy()}
+	if r.aff != nil {
+		st.Parked = r.aff.parkedLen()
+	}
+	return st
 }
 
 // Invalidate drops tenant id from the status cache, so the next checkout reads
@@ -271,12 +294,18 @@ func (r *Router) checkout(ctx context.Context, id tenancy.ID) (*Conn, error) {
 		release()
 		return nil, err
 	}
-	pc, err := pool.Acquire(ctx)
+	var pc *pgxpool.Conn
+	viaAff := r.aff != nil && pool == r.pool // affinity covers the default cluster's pool
+	if viaAff {
+		pc, err = r.aff.acquire(ctx, t.Key)
+	} else {
+		pc, err = pool.Acquire(ctx)
+	}
 	if err != nil {
 		release()
 		return nil, fmt.Errorf("router: acquiring a connection for tenant %q: %w", id, connLost(err))
 	}
-	return &Conn{r: r, pc: pc, tenant: t, st: r.state(pc.Conn()), slot: release}, nil
+	return &Conn{r: r, pc: pc, tenant: t, st: r.state(pc.Conn()), slot: release, viaAff: viaAff}, nil
 }
 
 // timeoutFor returns the statement timeout for t.

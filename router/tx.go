@@ -89,7 +89,7 @@ func (r *Router) BeginTx(ctx context.Context, id tenancy.ID, opts pgx.TxOptions)
 func (c *Conn) beginLocal(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
 	t, st := c.tenant, c.st
 	var b strings.Builder
-	if st.key != "" && st.key != t.Key {
+	if st.dirty || (st.key != "" && st.key != t.Key) {
 		// The reset commits on its own before BEGIN, so a rollback of the
 		// tenant's transaction cannot undo it.
 		b.WriteString(resetSQL)
@@ -104,7 +104,7 @@ func (c *Conn) beginLocal(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, erro
 	if err != nil {
 		return nil, err
 	}
-	st.key, st.version, st.tenant = t.Key, t.UpdatedAt, t.ID
+	st.key, st.version, st.tenant, st.dirty = t.Key, t.UpdatedAt, t.ID, false
 	return tx, nil
 }
 
