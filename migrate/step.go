@@ -1,0 +1,376 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bulkhead-go/bulkhead/internal/dbsqlc"
+)
+
+// How one migration step reaches the database, in two round trips:
+//
+//  1. one simple-protocol query: BEGIN, SET LOCAL ROLE <owner>, SET LOCAL
+//     search_path = <schema>, pg_temp, SET LOCAL lock_timeout, the schema's
+//     advisory lock, the read of its version table, then the migration's SQL.
+//     The SQL runs optimistically, planned from the catalog; the versions read
+//     under the lock decide whether it may commit. If the plan was wrong (the
+//     catalog was stale, another migrator got there first) the transaction
+//     rolls back and the tenant is re-planned from what was read, so nothing
+//     is ever applied twice.
+//  2. one pipeline: the version row, SET LOCAL ROLE NONE, the control
+//     search_path, the catalog's schema_version and the ledger row (sqlc
+//     queries), COMMIT. All statements are constant text, so pgx's statement
+//     cache serves them after the first tenant.
+//
+// A migration marked NoTransactionDirective takes a session advisory lock,
+// runs its SQL on its own and then records the version in a short
+// transaction; the connection is closed on any error so no session state or
+// lock survives.
+
+// maxReplans bounds how often one tenant is re-planned within a run.
+const maxReplans = 3
+
+// migrateTenant brings tenant w to its target, one transaction per migration.
+func (m *Migrator) migrateTenant(ctx context.Context, rs *runState, w *work) TenantResult {
+	start := time.Now()
+	r := TenantResult{Tenant: w.t.ID, Schema: w.t.Schema, From: w.t.SchemaVersion, To: w.t.SchemaVersion}
+	var applied map[int64]string // nil until read under the lock
+	wrote := false               // a ledger row was written for this tenant in this process
+	replans := 0
+	for {
+		var next *Migration
+		var err error
+		if applied == nil {
+			next = guess(rs.dir, w, r.To)
+		} else if next, err = nextStep(rs.dir, w, applied); err != nil {
+			return m.fail(ctx, rs, &r, start, err, !wrote)
+		}
+		if applied != nil && next == nil {
+			break
+		}
+		got, committed, err := m.step(ctx, rs, w, next, &r, start, !wrote)
+		if err != nil {
+			return m.fail(ctx, rs, &r, start, err, !wrote)
+		}
+		applied = got
+		if committed {
+			wrote = true
+			replans = 0
+			continue
+		}
+		if replans++; replans > maxReplans {
+			return m.fail(ctx, rs, &r, start, fmt.Errorf("tenant %q: its versions kept changing under the lock; is another tool migrating it?", w.t.ID), !wrote)
+		}
+	}
+	r.Duration = time.Since(start)
+	if len(r.Steps) > 0 {
+		r.State = Succeeded
+	} else {
+		r.State = Skipped // another migrator got there first
+	}
+	return r
+}
+
+// guess is the next step as the catalog's version v suggests, or nil when
+// only a read under the lock can tell.
+func guess(dir Direction, w *work, v int64) *Migration {
+	for _, mg := range w.ms {
+		switch {
+		case dir == Up && mg.Version > v && mg.Version <= w.target:
+			return mg
+		case dir == Down && mg.Version == v && v > w.target:
+			return mg
+		}
+	}
+	return nil
+}
+
+// nextStep is the next migration to apply (up) or revert (down) given the
+// versions applied to the schema, or nil when the tenant is at its target.
+func nextStep(dir Direction, w *work, applied map[int64]string) (*Migration, error) {
+	if dir == Up {
+		pending, _, err := planUp(w.t.Schema, w.ms, applied, w.target)
+		if err != nil || len(pending) == 0 {
+			return nil, err
+		}
+		return pending[0], nil
+	}
+	return planDownStep(w.t.Schema, w.ms, applied, w.target)
+}
+
+// fail records a failed tenant in its result and the ledger.
+func (m *Migrator) fail(ctx context.Context, rs *runState, r *TenantResult, start time.Time, err error, newAttempt bool) TenantResult {
+	r.State = Failed
+	r.Err = err
+	r.SQLState = sqlState(err)
+	r.Duration = time.Since(start)
+	msg := err.Error()
+	var code *string
+	if r.SQLState != "" {
+		code = &r.SQLState
+	}
+	// Record even when ctx is done: the ledger must say the tenant did not finish.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	lerr := m.controlTx(lctx, func(q *dbsqlc.Queries) error {
+		return q.UpsertMigrationResult(lctx, dbsqlc.UpsertMigrationResultParams{
+			RunID: rs.id, TenantID: string(r.Tenant), State: "failed", FromVersion: r.From, ToVersion: r.To,
+			Versions: stepVersions(r.Steps), Error: &msg, Sqlstate: code, DurationUs: r.Duration.Microseconds(), NewAttempt: newAttempt,
+		})
+	})
+	if lerr != nil {
+		r.Err = errors.Join(err, fmt.Errorf("recording the failure in the ledger: %w", lerr))
+	}
+	return *r
+}
+
+func stepVersions(steps []StepResult) []int64 {
+	out := make([]int64, len(steps))
+	for i, s := range steps {
+		out[i] = s.Version
+	}
+	return out
+}
+
+func sqlState(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+// step runs migration mg (nil: only read the applied versions) for tenant w in
+// one transaction. It returns the versions applied to the schema after the
+// step (as read under the lock, updated by the step when it committed).
+// committed false with a nil error means: re-plan from the returned versions.
+func (m *Migrator) step(ctx context.Context, rs *runState, w *work, mg *Migration, r *TenantResult, start time.Time, newAttempt bool) (map[int64]string, bool, error) {
+	conn, err := m.pool.Acquire(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("tenant %q: acquiring a connection: %w", w.t.ID, err)
+	}
+	defer conn.Release()
+	if mg != nil && (rs.dir == Up && mg.NoTransaction || rs.dir == Down && mg.DownNoTransaction) {
+		return m.stepNoTx(ctx, rs, w, mg, r, start, newAttempt, conn)
+	}
+	schema := w.t.Schema
+	sql := "BEGIN; SET LOCAL ROLE " + pgx.Identifier{m.owner}.Sanitize() +
+		"; SET LOCAL search_path = " + pgx.Identifier{schema}.Sanitize() + ", pg_temp" +
+		"; SET LOCAL lock_timeout = " + strconv.FormatInt(m.cfg.LockTimeout.Milliseconds(), 10) +
+		"; SELECT pg_advisory_xact_lock(" + strconv.FormatInt(LockKey(schema), 10) + ")" +
+		"; SELECT version, checksum FROM " + pgx.Identifier{VersionTable}.Sanitize()
+	if mg != nil {
+		sql += ";\n" + body(rs.dir, mg)
+	}
+	pc := conn.Conn().PgConn()
+	results, execErr := pc.Exec(ctx, sql).ReadAll()
+	rollback := func() {
+		if !pc.IsClosed() {
+			_, _ = pc.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll()
+		}
+	}
+	applied, ok := parseApplied(results, 5)
+	if !ok {
+		rollback()
+		return nil, false, &MigrationError{Schema: schema, Version: version(mg), Name: name(mg),
+			Err: fmt.Errorf("locking the schema and reading %s: %w", VersionTable, execErr)}
+	}
+	if mg == nil {
+		rollback()
+		return applied, false, nil
+	}
+	next, err := nextStep(rs.dir, w, applied)
+	if err != nil {
+		rollback()
+		return nil, false, err
+	}
+	if next == nil || next.Version != mg.Version {
+		rollback()
+		return applied, false, nil
+	}
+	if execErr != nil {
+		rollback()
+		return nil, false, &MigrationError{Schema: schema, Version: mg.Version, Name: mg.Name, Direction: rs.dir, Err: execErr}
+	}
+	if m.afterStep != nil {
+		m.afterStep(w.t.ID, mg.Version)
+	}
+	after, b := m.bookkeeping(rs, w, mg, r, start, newAttempt, applied)
+	b.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		rollback()
+		return nil, false, &MigrationError{Schema: schema, Version: mg.Version, Name: mg.Name, Direction: rs.dir,
+			Err: fmt.Errorf("recording the version and committing: %w", err)}
+	}
+	m.committed(rs, w, mg, r, start, after)
+	return after, true, nil
+}
+
+// stepNoTx runs a migration marked NoTransactionDirective.
+func (m *Migrator) stepNoTx(ctx context.Context, rs *runState, w *work, mg *Migration, r *TenantResult, start time.Time, newAttempt bool, conn *pgxpool.Conn) (map[int64]string, bool, error) {
+	schema := w.t.Schema
+	key := LockKey(schema)
+	pc := conn.Conn().PgConn()
+	// Any error closes the connection: its session role, search_path and
+	// advisory lock die with it, and the pool replaces it.
+	kill := func() { _ = conn.Conn().Close(context.WithoutCancel(ctx)) }
+	sql := "SET ROLE " + pgx.Identifier{m.owner}.Sanitize() +
+		"; SET search_path = " + pgx.Identifier{schema}.Sanitize() + ", pg_temp" +
+		"; SET lock_timeout = " + strconv.FormatInt(m.cfg.LockTimeout.Milliseconds(), 10) +
+		"; SELECT pg_advisory_lock(" + strconv.FormatInt(key, 10) + ")" +
+		"; SELECT version, checksum FROM " + pgx.Identifier{VersionTable}.Sanitize()
+	results, execErr := pc.Exec(ctx, sql).ReadAll()
+	applied, ok := parseApplied(results, 4)
+	if !ok {
+		kill()
+		return nil, false, &MigrationError{Schema: schema, Version: mg.Version, Name: mg.Name, Direction: rs.dir,
+			Err: fmt.Errorf("locking the schema and reading %s: %w", VersionTable, execErr)}
+	}
+	reset := "RESET ROLE; RESET search_path; RESET lock_timeout; SELECT pg_advisory_unlock(" + strconv.FormatInt(key, 10) + ")"
+	next, err := nextStep(rs.dir, w, applied)
+	if err != nil || next == nil || next.Version != mg.Version {
+		if _, rerr := pc.Exec(ctx, reset).ReadAll(); rerr != nil {
+			kill()
+		}
+		return applied, false, err
+	}
+	if _, err := pc.Exec(ctx, body(rs.dir, mg)).ReadAll(); err != nil {
+		kill()
+		return nil, false, &MigrationError{Schema: schema, Version: mg.Version, Name: mg.Name, Direction: rs.dir, Err: err}
+	}
+	if m.afterStep != nil {
+		m.afterStep(w.t.ID, mg.Version)
+	}
+	after, b := m.bookkeeping(rs, w, mg, r, start, newAttempt, applied)
+	b.QueuedQueries = append([]*pgx.QueuedQuery{{SQL: "BEGIN"}}, b.QueuedQueries...)
+	b.Queue("COMMIT")
+	b.Queue("RESET ROLE")
+	b.Queue("RESET search_path")
+	b.Queue("RESET lock_timeout")
+	b.Queue("SELECT pg_advisory_unlock($1)", key)
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		kill()
+		return nil, false, &MigrationError{Schema: schema, Version: mg.Version, Name: mg.Name, Direction: rs.dir,
+			Err: fmt.Errorf("the migration ran outside a transaction but recording its version failed; the next run re-runs it, so make it idempotent (IF NOT EXISTS): %w", err)}
+	}
+	m.committed(rs, w, mg, r, start, after)
+	return after, true, nil
+}
+
+// bookkeeping queues the statements that record step mg: the version row, the
+// catalog's schema_version and the ledger row. It returns the applied
+// versions as they will be once the step commits.
+func (m *Migrator) bookkeeping(rs *runState, w *work, mg *Migration, r *TenantResult, start time.Time, newAttempt bool, applied map[int64]string) (map[int64]string, *pgx.Batch) {
+	after := make(map[int64]string, len(applied)+1)
+	for v, s := range applied {
+		after[v] = s
+	}
+	b := &pgx.Batch{}
+	if rs.dir == Up {
+		after[mg.Version] = mg.Checksum
+		b.Queue("INSERT INTO "+pgx.Identifier{VersionTable}.Sanitize()+" (version, name, checksum) VALUES ($1, $2, $3)", mg.Version, mg.Name, mg.Checksum)
+	} else {
+		delete(after, mg.Version)
+		b.Queue("DELETE FROM "+pgx.Identifier{VersionTable}.Sanitize()+" WHERE version = $1", mg.Version)
+	}
+	b.Queue("SET LOCAL ROLE NONE")
+	b.Queue(m.ctlSQL)
+	to := current(w.ms, after)
+	state := "running"
+	if next, err := nextStep(rs.dir, w, after); err == nil && next == nil {
+		state = "succeeded"
+	}
+	q := dbsqlc.New(batchDB{b})
+	ctx := context.Background() // batchDB only queues
+	_ = q.SetTenantSchemaVersion(ctx, dbsqlc.SetTenantSchemaVersionParams{ID: string(w.t.ID), SchemaVersion: to})
+	_ = q.UpsertMigrationResult(ctx, dbsqlc.UpsertMigrationResultParams{
+		RunID: rs.id, TenantID: string(w.t.ID), State: state, FromVersion: r.From, ToVersion: to,
+		Versions: append(stepVersions(r.Steps), mg.Version), DurationUs: time.Since(start).Microseconds(), NewAttempt: newAttempt,
+	})
+	return after, b
+}
+
+// committed updates r after step mg committed.
+func (m *Migrator) committed(rs *runState, w *work, mg *Migration, r *TenantResult, start time.Time, after map[int64]string) {
+	r.Steps = append(r.Steps, StepResult{Version: mg.Version, Name: mg.Name, Duration: time.Since(start)})
+	r.To = current(w.ms, after)
+}
+
+// current is the schema's version given its applied set: the highest applied
+// version among ms, or 0.
+func current(ms []*Migration, applied map[int64]string) int64 {
+	var v int64
+	for _, mg := range ms {
+		if _, ok := applied[mg.Version]; ok {
+			v = mg.Version
+		}
+	}
+	return v
+}
+
+func body(dir Direction, mg *Migration) string {
+	if dir == Down {
+		return mg.Down
+	}
+	return mg.Up
+}
+
+func version(mg *Migration) int64 {
+	if mg == nil {
+		return 0
+	}
+	return mg.Version
+}
+
+func name(mg *Migration) string {
+	if mg == nil {
+		return ""
+	}
+	return mg.Name
+}
+
+// parseApplied reads the version table's rows from results[i].
+func parseApplied(results []*pgconn.Result, i int) (map[int64]string, bool) {
+	if len(results) <= i || results[i].Err != nil {
+		return nil, false
+	}
+	out := make(map[int64]string, len(results[i].Rows))
+	for _, row := range results[i].Rows {
+		if len(row) != 2 {
+			return nil, false
+		}
+		v, err := strconv.ParseInt(string(row[0]), 10, 64)
+		if err != nil {
+			return nil, false
+		}
+		out[v] = string(row[1])
+	}
+	return out, true
+}
+
+// batchDB lets sqlc-generated :exec queries be queued in a pgx.Batch, so the
+// control-plane bookkeeping of a step travels in the same round trip as its
+// COMMIT while still going through the generated code.
+type batchDB struct{ b *pgx.Batch }
+
+func (d batchDB) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	d.b.Queue(sql, args...)
+	return pgconn.CommandTag{}, nil
+}
+
+func (d batchDB) Query(context.Context, string, ...any) (pgx.Rows, error) {
+	return nil, errors.New("migrate: batchDB queues :exec queries only")
+}
+
+func (d batchDB) QueryRow(context.Context, string, ...any) pgx.Row { return errRow{} }
+
+type errRow struct{}
+
+func (errRow) Scan(...any) error { return errors.New("migrate: batchDB queues :exec queries only") }
