@@ -550,6 +550,12 @@ func (m *Migrator) fanOut(ctx context.Context, rs *runState, ws []*work, record 
 		go func() {
 			defer wg.Done()
 			for w := range next {
+				rs.mu.Lock()
+				stopped := rs.stopped
+				rs.mu.Unlock()
+				if stopped != nil || ctx.Err() != nil {
+					continue // left NotStarted
+				}
 				r := m.migrateTenant(ctx, rs, w)
 				record(r)
 				m.progress(rs, &r)

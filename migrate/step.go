@@ -24,10 +24,13 @@ import (
 //     catalog was stale, another migrator got there first) the transaction
 //     rolls back and the tenant is re-planned from what was read, so nothing
 //     is ever applied twice.
-//  2. one pipeline: the version row, SET LOCAL ROLE NONE, the control
-//     search_path, the catalog's schema_version and the ledger row (sqlc
-//     queries), COMMIT. All statements are constant text, so pgx's statement
-//     cache serves them after the first tenant.
+//     The same query then writes the version row and switches back to the
+//     admin role and the control schema (SET LOCAL ROLE NONE, SET LOCAL
+//     search_path).
+//  2. one pipeline: the catalog's schema_version and the ledger row (sqlc
+//     queries) and COMMIT. Their text is constant, so pgx's statement cache
+//     serves them after the first tenant; they are parsed after step 1, with
+//     the control schema on the search_path.
 //
 // A migration marked NoTransactionDirective takes a session advisory lock,
 // runs its SQL on its own and then records the version in a short
@@ -167,7 +170,11 @@ func (m *Migrator) step(ctx context.Context, rs *runState, w *work, mg *Migratio
 		"; SELECT pg_advisory_xact_lock(" + strconv.FormatInt(LockKey(schema), 10) + ")" +
 		"; SELECT version, checksum FROM " + pgx.Identifier{VersionTable}.Sanitize()
 	if mg != nil {
-		sql += ";\n" + body(rs.dir, mg)
+		// The body, then the version row (constant literals: a version number,
+		// a [a-z0-9_] name, a hex checksum) and the switch back to the admin
+		// role and the control schema, so that the pipeline of step 2 is
+		// parsed and planned there.
+		sql += ";\n" + body(rs.dir, mg) + "\n;\n" + versionSQL(rs.dir, mg) + "; SET LOCAL ROLE NONE; " + m.ctlSQL
 	}
 	pc := conn.Conn().PgConn()
 	results, execErr := pc.Exec(ctx, sql).ReadAll()
@@ -248,8 +255,12 @@ func (m *Migrator) stepNoTx(ctx context.Context, rs *runState, w *work, mg *Migr
 	if m.afterStep != nil {
 		m.afterStep(w.t.ID, mg.Version)
 	}
+	if _, err := pc.Exec(ctx, "BEGIN; "+versionSQL(rs.dir, mg)+"; SET LOCAL ROLE NONE; "+m.ctlSQL).ReadAll(); err != nil {
+		kill()
+		return nil, false, &MigrationError{Schema: schema, Version: mg.Version, Name: mg.Name, Direction: rs.dir,
+			Err: fmt.Errorf("the migration ran outside a transaction but recording its version failed; the next run re-runs it, so make it idempotent (IF NOT EXISTS): %w", err)}
+	}
 	after, b := m.bookkeeping(rs, w, mg, r, start, newAttempt, applied)
-	b.QueuedQueries = append([]*pgx.QueuedQuery{{SQL: "BEGIN"}}, b.QueuedQueries...)
 	b.Queue("COMMIT")
 	b.Queue("RESET ROLE")
 	b.Queue("RESET search_path")
@@ -264,7 +275,7 @@ func (m *Migrator) stepNoTx(ctx context.Context, rs *runState, w *work, mg *Migr
 	return after, true, nil
 }
 
-// bookkeeping queues the statements that record step mg: the version row, the
+// bookkeeping queues the control-plane statements that record step mg: the
 // catalog's schema_version and the ledger row. It returns the applied
 // versions as they will be once the step commits.
 func (m *Migrator) bookkeeping(rs *runState, w *work, mg *Migration, r *TenantResult, start time.Time, newAttempt bool, applied map[int64]string) (map[int64]string, *pgx.Batch) {
@@ -275,13 +286,9 @@ func (m *Migrator) bookkeeping(rs *runState, w *work, mg *Migration, r *TenantRe
 	b := &pgx.Batch{}
 	if rs.dir == Up {
 		after[mg.Version] = mg.Checksum
-		b.Queue("INSERT INTO "+pgx.Identifier{VersionTable}.Sanitize()+" (version, name, checksum) VALUES ($1, $2, $3)", mg.Version, mg.Name, mg.Checksum)
 	} else {
 		delete(after, mg.Version)
-		b.Queue("DELETE FROM "+pgx.Identifier{VersionTable}.Sanitize()+" WHERE version = $1", mg.Version)
 	}
-	b.Queue("SET LOCAL ROLE NONE")
-	b.Queue(m.ctlSQL)
 	to := current(w.ms, after)
 	state := "running"
 	if next, err := nextStep(rs.dir, w, after); err == nil && next == nil {
@@ -313,6 +320,17 @@ func current(ms []*Migration, applied map[int64]string) int64 {
 		}
 	}
 	return v
+}
+
+// versionSQL records (up) or removes (down) mg's row in the version table of
+// the schema on the search_path. Its literals are safe by construction: Load
+// accepts only [a-z0-9_] names and the checksum is hex.
+func versionSQL(dir Direction, mg *Migration) string {
+	v := strconv.FormatInt(mg.Version, 10)
+	if dir == Down {
+		return "DELETE FROM " + pgx.Identifier{VersionTable}.Sanitize() + " WHERE version = " + v
+	}
+	return "INSERT INTO " + pgx.Identifier{VersionTable}.Sanitize() + " (version, name, checksum) VALUES (" + v + ", '" + mg.Name + "', '" + mg.Checksum + "')"
 }
 
 func body(dir Direction, mg *Migration) string {
