@@ -2,6 +2,6 @@ package migrate
 
 import "github.com/bulkhead-go/bulkhead/tenancy"
 
-// SetAfterStep makes m call f after each migration's SQL ran and before its
-// transaction commits. Tests only.
-func SetAfterStep(m *Migrator, f func(tenant tenancy.ID, version int64)) { m.afterStep = f }
+// SetBeforeStep makes m call f right before each migration step is sent to
+// the database. Tests only.
+func SetBeforeStep(m *Migrator, f func(tenant tenancy.ID, version int64)) { m.beforeStep = f }

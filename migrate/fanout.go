@@ -63,9 +63,9 @@ type Migrator struct {
 	mu     sync.Mutex
 	groups map[string][]*Migration // merged sets by Extra group
 
-	// afterStep, when set (tests only), is called after a migration's SQL ran
-	// and before its transaction commits.
-	afterStep func(tenant tenancy.ID, version int64)
+	// beforeStep, when set (tests only), is called right before a migration
+	// step is sent to the database.
+	beforeStep func(tenant tenancy.ID, version int64)
 }
 
 // New returns a Migrator over the admin pool for the common tenant migrations

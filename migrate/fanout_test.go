@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -190,36 +189,43 @@ func TestCanaryAndErrorBudget(t *testing.T) {
 	require.Equal(t, int64(2), vs["canary-0004"])
 }
 
-// TestResumeAfterInterrupt cancels a run between a migration's SQL and its
-// commit, then resumes the run.
+// TestResumeAfterInterrupt kills a run while a tenant's migration is running
+// (after its SQL started, before its commit), then resumes the run.
 func TestResumeAfterInterrupt(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 30, "resume")
 	ctx, cancel := context.WithCancel(ctxT(t))
-	m := e.migrator(t, with(v2...), &migrate.Config{Parallelism: 3})
-	var steps atomic.Int32
-	var victim atomic.Value
-	migrate.SetAfterStep(m, func(id tenancy.ID, _ int64) {
-		if steps.Add(1) == 10 {
-			victim.Store(id)
-			cancel() // the "crash": this tenant's commit never happens
+	// The victim's migration sleeps (its data says so): the "crash" lands
+	// while its transaction is open, after its DDL ran.
+	v := e.tenants[3]
+	e.exec(t, v, "INSERT INTO items (note) VALUES ('slow')")
+	slow := with("0002_items_tag.up.sql", `ALTER TABLE items ADD COLUMN tag text;
+SELECT pg_sleep(CASE WHEN EXISTS (SELECT 1 FROM items WHERE note = 'slow') THEN 2 ELSE 0.05 END);`)
+	m := e.migrator(t, slow, &migrate.Config{Parallelism: 3})
+	migrate.SetBeforeStep(m, func(id tenancy.ID, _ int64) {
+		if id == v {
+			time.AfterFunc(200*time.Millisecond, cancel)
 		}
 	})
 	res, err := m.Up(ctx, nil)
 	require.ErrorIs(t, err, context.Canceled)
 	require.Less(t, res.Succeeded, 30)
 	require.Positive(t, res.NotStarted)
-	v := victim.Load().(tenancy.ID)
 	require.Equal(t, int64(1), e.versions(t)[v], "the interrupted tenant keeps its old version")
 	require.False(t, e.hasColumn(t, v, "tag"), "the interrupted migration rolled back")
 	led, err := m.Ledger(context.Background(), res.RunID)
 	require.NoError(t, err)
 	require.Equal(t, "interrupted", led.State)
 
-	migrate.SetAfterStep(m, nil)
+	migrate.SetBeforeStep(m, nil)
 	again, err := m.Up(ctxT(t), &migrate.RunOpts{Resume: res.RunID})
 	require.NoError(t, err)
 	require.Equal(t, res.RunID, again.RunID)
+	if again.Succeeded != 30-res.Succeeded {
+		for i, r := range res.Tenants {
+			t.Logf("%s first=%s %v again=%s", r.Tenant, r.State, r.Err, again.Tenants[i].State)
+		}
+	}
 	require.Equal(t, 30-res.Succeeded, again.Succeeded)
 	require.Equal(t, res.Succeeded, again.Skipped)
 	for id, ver := range e.versions(t) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -45,20 +47,37 @@ func (m *Migrator) migrateTenant(ctx context.Context, rs *runState, w *work) Ten
 	start := time.Now()
 	r := TenantResult{Tenant: w.t.ID, Schema: w.t.Schema, From: w.t.SchemaVersion, To: w.t.SchemaVersion}
 	var applied map[int64]string // nil until read under the lock
-	wrote := false               // a ledger row was written for this tenant in this process
+	wrote := false                // a ledger row was written for this tenant in this process
 	replans := 0
 	for {
 		var next *Migration
 		var err error
+		expect := applied
 		if applied == nil {
 			next = guess(rs.dir, w, r.To)
+			expect = expected(w.ms, r.To)
+			if next != nil && rs.dir == Down && next.Down == "" {
+				return m.fail(ctx, rs, &r, start, &MigrationError{Schema: w.t.Schema, Version: next.Version, Name: next.Name, Direction: Down,
+					Err: fmt.Errorf("no down file (%s.down.sql)", next)}, !wrote)
+			}
 		} else if next, err = nextStep(rs.dir, w, applied); err != nil {
 			return m.fail(ctx, rs, &r, start, err, !wrote)
 		}
 		if applied != nil && next == nil {
 			break
 		}
-		got, committed, err := m.step(ctx, rs, w, next, &r, start, !wrote)
+		got, committed, err := m.step(ctx, rs, w, next, expect, &r, start, !wrote)
+		if err != nil && ctx.Err() != nil && next != nil {
+			// Interrupted: the step may have committed just before.
+			if done, reached := m.resolve(ctx, rs, w, next, &r, start); done {
+				wrote = true
+				if reached {
+					r.Duration = time.Since(start)
+					r.State = Succeeded
+					return r
+				}
+			}
+		}
 		if err != nil {
 			return m.fail(ctx, rs, &r, start, err, !wrote)
 		}
@@ -79,6 +98,40 @@ func (m *Migrator) migrateTenant(ctx context.Context, rs *runState, w *work) Ten
 		r.State = Skipped // another migrator got there first
 	}
 	return r
+}
+
+// resolve finds out, after an interrupted step mg, whether it committed, by
+// reading the catalog (which the step updates in its transaction). If it did,
+// r is updated; reached says whether the tenant is at its target.
+func (m *Migrator) resolve(ctx context.Context, rs *runState, w *work, mg *Migration, r *TenantResult, start time.Time) (done, reached bool) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	// A canceled query may still be running on the server (pgx closes the
+	// socket; the backend notices late) and may yet commit. Its transaction
+	// holds the schema's advisory lock: wait for it to end, then read.
+	var v int64
+	err := func() error {
+		tx, err := m.pool.BeginTx(rctx, pgx.TxOptions{BeginQuery: "BEGIN; " + m.ctlSQL})
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback(rctx) //nolint:errcheck // read-only
+		if _, err := tx.Exec(rctx, "SELECT pg_advisory_xact_lock($1)", LockKey(w.t.Schema)); err != nil {
+			return err
+		}
+		row, err := dbsqlc.New(tx).GetTenant(rctx, string(w.t.ID))
+		v = row.SchemaVersion
+		return err
+	}()
+	if err != nil || v == r.To {
+		return false, false
+	}
+	r.Steps = append(r.Steps, StepResult{Version: mg.Version, Name: mg.Name, Duration: time.Since(start)})
+	r.To = v
+	if rs.dir == Up {
+		return true, v >= w.target
+	}
+	return true, v <= w.target
 }
 
 // guess is the next step as the catalog's version v suggests, or nil when
@@ -150,11 +203,57 @@ func sqlState(err error) string {
 	return ""
 }
 
+// expected is the applied set the catalog's version v implies: every
+// migration of ms up to v, with its checksum.
+func expected(ms []*Migration, v int64) map[int64]string {
+	out := map[int64]string{}
+	for _, mg := range ms {
+		if mg.Version <= v {
+			out[mg.Version] = mg.Checksum
+		}
+	}
+	return out
+}
+
+// guardSQL fails with division_by_zero (22012) unless the version table of the
+// schema on the search_path holds exactly expect. Its literal is digits, ':',
+// ',' and hex.
+func guardSQL(expect map[int64]string) string {
+	vs := make([]int64, 0, len(expect))
+	for v := range expect {
+		vs = append(vs, v)
+	}
+	slices.Sort(vs)
+	var b strings.Builder
+	for i, v := range vs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(v, 10))
+		b.WriteByte(':')
+		b.WriteString(expect[v])
+	}
+	return "SELECT 1 / (SELECT CASE WHEN coalesce(string_agg(version::text || ':' || checksum, ',' ORDER BY version), '') = '" +
+		b.String() + "' THEN 1 ELSE 0 END FROM " + pgx.Identifier{VersionTable}.Sanitize() + ") AS bulkhead_guard"
+}
+
+// prelude starts a step's transaction on schema: role, search_path,
+// lock_timeout, the schema's advisory lock and the read of its version table
+// (results 0 to 5).
+func (m *Migrator) prelude(schema string) string {
+	return "BEGIN; SET LOCAL ROLE " + pgx.Identifier{m.owner}.Sanitize() +
+		"; SET LOCAL search_path = " + pgx.Identifier{schema}.Sanitize() + ", pg_temp" +
+		"; SET LOCAL lock_timeout = " + strconv.FormatInt(m.cfg.LockTimeout.Milliseconds(), 10) +
+		"; SELECT pg_advisory_xact_lock(" + strconv.FormatInt(LockKey(schema), 10) + ")" +
+		"; SELECT version, checksum FROM " + pgx.Identifier{VersionTable}.Sanitize()
+}
+
 // step runs migration mg (nil: only read the applied versions) for tenant w in
-// one transaction. It returns the versions applied to the schema after the
-// step (as read under the lock, updated by the step when it committed).
-// committed false with a nil error means: re-plan from the returned versions.
-func (m *Migrator) step(ctx context.Context, rs *runState, w *work, mg *Migration, r *TenantResult, start time.Time, newAttempt bool) (map[int64]string, bool, error) {
+// one transaction and one round trip, provided the schema's applied versions
+// are exactly expect. It returns the applied versions after the step (as read
+// under the lock, updated by the step when it committed). committed false with
+// a nil error means: re-plan from the returned versions.
+func (m *Migrator) step(ctx context.Context, rs *runState, w *work, mg *Migration, expect map[int64]string, r *TenantResult, start time.Time, newAttempt bool) (map[int64]string, bool, error) {
 	conn, err := m.pool.Acquire(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("tenant %q: acquiring a connection: %w", w.t.ID, err)
@@ -164,60 +263,75 @@ func (m *Migrator) step(ctx context.Context, rs *runState, w *work, mg *Migratio
 		return m.stepNoTx(ctx, rs, w, mg, r, start, newAttempt, conn)
 	}
 	schema := w.t.Schema
-	sql := "BEGIN; SET LOCAL ROLE " + pgx.Identifier{m.owner}.Sanitize() +
-		"; SET LOCAL search_path = " + pgx.Identifier{schema}.Sanitize() + ", pg_temp" +
-		"; SET LOCAL lock_timeout = " + strconv.FormatInt(m.cfg.LockTimeout.Milliseconds(), 10) +
-		"; SELECT pg_advisory_xact_lock(" + strconv.FormatInt(LockKey(schema), 10) + ")" +
-		"; SELECT version, checksum FROM " + pgx.Identifier{VersionTable}.Sanitize()
-	if mg != nil {
-		// The body, then the version row (constant literals: a version number,
-		// a [a-z0-9_] name, a hex checksum) and the switch back to the admin
-		// role and the control schema, so that the pipeline of step 2 is
-		// parsed and planned there.
-		sql += ";\n" + body(rs.dir, mg) + "\n;\n" + versionSQL(rs.dir, mg) + "; SET LOCAL ROLE NONE; " + m.ctlSQL
-	}
 	pc := conn.Conn().PgConn()
-	results, execErr := pc.Exec(ctx, sql).ReadAll()
-	rollback := func() {
-		if !pc.IsClosed() {
-			_, _ = pc.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll()
-		}
-	}
-	applied, ok := parseApplied(results, 5)
-	if !ok {
-		rollback()
-		return nil, false, &MigrationError{Schema: schema, Version: version(mg), Name: name(mg),
-			Err: fmt.Errorf("locking the schema and reading %s: %w", VersionTable, execErr)}
-	}
 	if mg == nil {
-		rollback()
+		results, err := pc.Exec(ctx, m.prelude(schema)+"; ROLLBACK").ReadAll()
+		applied, ok := parseApplied(results, 5)
+		if !ok {
+			if !pc.IsClosed() {
+				_, _ = pc.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll()
+			}
+			return nil, false, &MigrationError{Schema: schema, Direction: rs.dir,
+				Err: fmt.Errorf("locking the schema and reading %s: %w", VersionTable, err)}
+		}
 		return applied, false, nil
 	}
-	next, err := nextStep(rs.dir, w, applied)
-	if err != nil {
-		rollback()
+
+	after := make(map[int64]string, len(expect)+1)
+	for v, sum := range expect {
+		after[v] = sum
+	}
+	if rs.dir == Up {
+		after[mg.Version] = mg.Checksum
+	} else {
+		delete(after, mg.Version)
+	}
+	var sql strings.Builder
+	sql.WriteString(m.prelude(schema))
+	sql.WriteString("; ")
+	sql.WriteString(guardSQL(expect))
+	sql.WriteString(";\n")
+	sql.WriteString(body(rs.dir, mg))
+	sql.WriteString("\n;\n")
+	sql.WriteString(versionSQL(rs.dir, mg))
+	sql.WriteString("; SET LOCAL ROLE NONE; ")
+	sql.WriteString(m.ctlSQL)
+	sql.WriteString(";\n")
+	if err := m.bookkeeping(rs, w, mg, r, start, newAttempt, after, &simpleDB{b: &sql}); err != nil {
 		return nil, false, err
 	}
-	if next == nil || next.Version != mg.Version {
-		rollback()
+	sql.WriteString("COMMIT")
+	if m.beforeStep != nil {
+		m.beforeStep(w.t.ID, mg.Version)
+	}
+	results, execErr := pc.Exec(ctx, sql.String()).ReadAll()
+	if execErr == nil {
+		m.committed(w, mg, r, start, after)
+		return after, true, nil
+	}
+	if !pc.IsClosed() {
+		_, _ = pc.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll()
+	}
+	applied, read := parseApplied(results, 5)
+	switch ok := leadingOK(results); {
+	case !read || ok < 6:
+		return nil, false, &MigrationError{Schema: schema, Version: mg.Version, Name: mg.Name, Direction: rs.dir,
+			Err: fmt.Errorf("locking the schema and reading %s: %w", VersionTable, execErr)}
+	case ok == 6 && sqlState(execErr) == "22012":
+		// The guard: the schema is not where the plan assumed. Re-plan.
 		return applied, false, nil
 	}
-	if execErr != nil {
-		rollback()
-		return nil, false, &MigrationError{Schema: schema, Version: mg.Version, Name: mg.Name, Direction: rs.dir, Err: execErr}
+	return nil, false, &MigrationError{Schema: schema, Version: mg.Version, Name: mg.Name, Direction: rs.dir, Err: execErr}
+}
+
+// leadingOK counts the results before the first failed one.
+func leadingOK(results []*pgconn.Result) int {
+	for i, r := range results {
+		if r.Err != nil {
+			return i
+		}
 	}
-	if m.afterStep != nil {
-		m.afterStep(w.t.ID, mg.Version)
-	}
-	after, b := m.bookkeeping(rs, w, mg, r, start, newAttempt, applied)
-	b.Queue("COMMIT")
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		rollback()
-		return nil, false, &MigrationError{Schema: schema, Version: mg.Version, Name: mg.Name, Direction: rs.dir,
-			Err: fmt.Errorf("recording the version and committing: %w", err)}
-	}
-	m.committed(rs, w, mg, r, start, after)
-	return after, true, nil
+	return len(results)
 }
 
 // stepNoTx runs a migration marked NoTransactionDirective.
@@ -248,19 +362,32 @@ func (m *Migrator) stepNoTx(ctx context.Context, rs *runState, w *work, mg *Migr
 		}
 		return applied, false, err
 	}
+	if m.beforeStep != nil {
+		m.beforeStep(w.t.ID, mg.Version)
+	}
 	if _, err := pc.Exec(ctx, body(rs.dir, mg)).ReadAll(); err != nil {
 		kill()
 		return nil, false, &MigrationError{Schema: schema, Version: mg.Version, Name: mg.Name, Direction: rs.dir, Err: err}
-	}
-	if m.afterStep != nil {
-		m.afterStep(w.t.ID, mg.Version)
 	}
 	if _, err := pc.Exec(ctx, "BEGIN; "+versionSQL(rs.dir, mg)+"; SET LOCAL ROLE NONE; "+m.ctlSQL).ReadAll(); err != nil {
 		kill()
 		return nil, false, &MigrationError{Schema: schema, Version: mg.Version, Name: mg.Name, Direction: rs.dir,
 			Err: fmt.Errorf("the migration ran outside a transaction but recording its version failed; the next run re-runs it, so make it idempotent (IF NOT EXISTS): %w", err)}
 	}
-	after, b := m.bookkeeping(rs, w, mg, r, start, newAttempt, applied)
+	after := make(map[int64]string, len(applied)+1)
+	for v, sum := range applied {
+		after[v] = sum
+	}
+	if rs.dir == Up {
+		after[mg.Version] = mg.Checksum
+	} else {
+		delete(after, mg.Version)
+	}
+	b := &pgx.Batch{}
+	if err := m.bookkeeping(rs, w, mg, r, start, newAttempt, after, batchDB{b}); err != nil {
+		kill()
+		return nil, false, err
+	}
 	b.Queue("COMMIT")
 	b.Queue("RESET ROLE")
 	b.Queue("RESET search_path")
@@ -271,41 +398,32 @@ func (m *Migrator) stepNoTx(ctx context.Context, rs *runState, w *work, mg *Migr
 		return nil, false, &MigrationError{Schema: schema, Version: mg.Version, Name: mg.Name, Direction: rs.dir,
 			Err: fmt.Errorf("the migration ran outside a transaction but recording its version failed; the next run re-runs it, so make it idempotent (IF NOT EXISTS): %w", err)}
 	}
-	m.committed(rs, w, mg, r, start, after)
+	m.committed(w, mg, r, start, after)
 	return after, true, nil
 }
 
-// bookkeeping queues the control-plane statements that record step mg: the
-// catalog's schema_version and the ledger row. It returns the applied
-// versions as they will be once the step commits.
-func (m *Migrator) bookkeeping(rs *runState, w *work, mg *Migration, r *TenantResult, start time.Time, newAttempt bool, applied map[int64]string) (map[int64]string, *pgx.Batch) {
-	after := make(map[int64]string, len(applied)+1)
-	for v, s := range applied {
-		after[v] = s
-	}
-	b := &pgx.Batch{}
-	if rs.dir == Up {
-		after[mg.Version] = mg.Checksum
-	} else {
-		delete(after, mg.Version)
-	}
+// bookkeeping writes, through db (which queues or inlines them), the
+// control-plane statements that record step mg: the catalog's schema_version
+// and the ledger row. after is the applied set once the step commits.
+func (m *Migrator) bookkeeping(rs *runState, w *work, mg *Migration, r *TenantResult, start time.Time, newAttempt bool, after map[int64]string, db dbsqlc.DBTX) error {
 	to := current(w.ms, after)
 	state := "running"
 	if next, err := nextStep(rs.dir, w, after); err == nil && next == nil {
 		state = "succeeded"
 	}
-	q := dbsqlc.New(batchDB{b})
-	ctx := context.Background() // batchDB only queues
-	_ = q.SetTenantSchemaVersion(ctx, dbsqlc.SetTenantSchemaVersionParams{ID: string(w.t.ID), SchemaVersion: to})
-	_ = q.UpsertMigrationResult(ctx, dbsqlc.UpsertMigrationResultParams{
+	q := dbsqlc.New(db)
+	ctx := context.Background() // db only queues or inlines
+	if err := q.SetTenantSchemaVersion(ctx, dbsqlc.SetTenantSchemaVersionParams{ID: string(w.t.ID), SchemaVersion: to}); err != nil {
+		return err
+	}
+	return q.UpsertMigrationResult(ctx, dbsqlc.UpsertMigrationResultParams{
 		RunID: rs.id, TenantID: string(w.t.ID), State: state, FromVersion: r.From, ToVersion: to,
 		Versions: append(stepVersions(r.Steps), mg.Version), DurationUs: time.Since(start).Microseconds(), NewAttempt: newAttempt,
 	})
-	return after, b
 }
 
 // committed updates r after step mg committed.
-func (m *Migrator) committed(rs *runState, w *work, mg *Migration, r *TenantResult, start time.Time, after map[int64]string) {
+func (m *Migrator) committed(w *work, mg *Migration, r *TenantResult, start time.Time, after map[int64]string) {
 	r.Steps = append(r.Steps, StepResult{Version: mg.Version, Name: mg.Name, Duration: time.Since(start)})
 	r.To = current(w.ms, after)
 }
