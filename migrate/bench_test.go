@@ -242,4 +242,3 @@ func (f *fanFixture) floor(ctx context.Context, pool *pgxpool.Pool, par int, v i
 	close(errs)
 	return <-errs
 }
-

@@ -88,7 +88,7 @@ func inline(sql string, args []any) (string, error) {
 	return b.String(), nil
 }
 
-// literal renders v as a SQL literal. Strings use the E'' form with quotes and
+// literal renders v as a SQL literal. Strings use the E” form with quotes and
 // backslashes doubled, so the result does not depend on
 // standard_conforming_strings.
 func literal(v any) (string, error) {

@@ -47,7 +47,7 @@ func (m *Migrator) migrateTenant(ctx context.Context, rs *runState, w *work) Ten
 	start := time.Now()
 	r := TenantResult{Tenant: w.t.ID, Schema: w.t.Schema, From: w.t.SchemaVersion, To: w.t.SchemaVersion}
 	var applied map[int64]string // nil until read under the lock
-	wrote := false                // a ledger row was written for this tenant in this process
+	wrote := false               // a ledger row was written for this tenant in this process
 	replans := 0
 	for {
 		var next *Migration
