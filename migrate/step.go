@@ -16,23 +16,32 @@ import (
 	"github.com/bulkhead-go/bulkhead/internal/dbsqlc"
 )
 
-// How one migration step reaches the database, in two round trips:
+// How one migration step reaches the database: one simple-protocol query,
+// one round trip, in one transaction:
 //
-//  1. one simple-protocol query: BEGIN, SET LOCAL ROLE <owner>, SET LOCAL
-//     search_path = <schema>, pg_temp, SET LOCAL lock_timeout, the schema's
-//     advisory lock, the read of its version table, then the migration's SQL.
-//     The SQL runs optimistically, planned from the catalog; the versions read
-//     under the lock decide whether it may commit. If the plan was wrong (the
-//     catalog was stale, another migrator got there first) the transaction
-//     rolls back and the tenant is re-planned from what was read, so nothing
-//     is ever applied twice.
-//     The same query then writes the version row and switches back to the
-//     admin role and the control schema (SET LOCAL ROLE NONE, SET LOCAL
-//     search_path).
-//  2. one pipeline: the catalog's schema_version and the ledger row (sqlc
-//     queries) and COMMIT. Their text is constant, so pgx's statement cache
-//     serves them after the first tenant; they are parsed after step 1, with
-//     the control schema on the search_path.
+//	BEGIN; SET LOCAL ROLE <owner>; SET LOCAL search_path = <schema>, pg_temp;
+//	SET LOCAL lock_timeout = ...; SELECT pg_advisory_xact_lock(<LockKey>);
+//	SELECT 1 / (... = '<expected versions:checksums>' ...); -- the guard
+//	<the migration's SQL>;
+//	INSERT INTO bulkhead_migrations ...;                    -- DELETE for down
+//	SET LOCAL ROLE NONE; SET LOCAL search_path = <control>, pg_temp;
+//	<sqlc RecordMigrationStep: catalog schema_version + ledger row>;
+//	COMMIT
+//
+// The step is planned from the catalog without a lock; the guard checks the
+// plan under the lock and fails with division_by_zero when the schema's
+// applied versions are not what the catalog implies (a stale catalog, another
+// migrator got there first, an edited file). Then the transaction rolls back,
+// the versions are read under the lock (one more round trip, only then), the
+// tenant is re-planned from them and the step is sent again, so nothing is
+// ever applied twice, and checksum drift and out-of-order versions are
+// detected by planUp/planDownStep. Any other error is the migration's (or the
+// bookkeeping's) and fails the tenant.
+//
+// The sqlc query is inlined (simpleDB) because a simple-protocol query
+// cannot carry parameters and the extended protocol cannot carry the
+// migration's multi-statement SQL; one round trip instead of two matters
+// when the DDL itself takes a millisecond.
 //
 // A migration marked NoTransactionDirective takes a session advisory lock,
 // runs its SQL on its own and then records the version in a short
@@ -238,14 +247,26 @@ func guardSQL(expect map[int64]string) string {
 }
 
 // prelude starts a step's transaction on schema: role, search_path,
-// lock_timeout, the schema's advisory lock and the read of its version table
-// (results 0 to 5).
+// lock_timeout and the schema's advisory lock (results 0 to 4).
 func (m *Migrator) prelude(schema string) string {
 	return "BEGIN; SET LOCAL ROLE " + pgx.Identifier{m.owner}.Sanitize() +
 		"; SET LOCAL search_path = " + pgx.Identifier{schema}.Sanitize() + ", pg_temp" +
 		"; SET LOCAL lock_timeout = " + strconv.FormatInt(m.cfg.LockTimeout.Milliseconds(), 10) +
-		"; SELECT pg_advisory_xact_lock(" + strconv.FormatInt(LockKey(schema), 10) + ")" +
-		"; SELECT version, checksum FROM " + pgx.Identifier{VersionTable}.Sanitize()
+		"; SELECT pg_advisory_xact_lock(" + strconv.FormatInt(LockKey(schema), 10) + ")"
+}
+
+// readApplied reads, under the schema's lock, the versions applied to it.
+func (m *Migrator) readApplied(ctx context.Context, pc *pgconn.PgConn, dir Direction, schema string) (map[int64]string, error) {
+	results, err := pc.Exec(ctx, m.prelude(schema)+"; SELECT version, checksum FROM "+pgx.Identifier{VersionTable}.Sanitize()+"; ROLLBACK").ReadAll()
+	applied, ok := parseApplied(results, 5)
+	if !ok {
+		if !pc.IsClosed() {
+			_, _ = pc.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll()
+		}
+		return nil, &MigrationError{Schema: schema, Direction: dir,
+			Err: fmt.Errorf("locking the schema and reading %s: %w", VersionTable, err)}
+	}
+	return applied, nil
 }
 
 // step runs migration mg (nil: only read the applied versions) for tenant w in
@@ -265,16 +286,8 @@ func (m *Migrator) step(ctx context.Context, rs *runState, w *work, mg *Migratio
 	schema := w.t.Schema
 	pc := conn.Conn().PgConn()
 	if mg == nil {
-		results, err := pc.Exec(ctx, m.prelude(schema)+"; ROLLBACK").ReadAll()
-		applied, ok := parseApplied(results, 5)
-		if !ok {
-			if !pc.IsClosed() {
-				_, _ = pc.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll()
-			}
-			return nil, false, &MigrationError{Schema: schema, Direction: rs.dir,
-				Err: fmt.Errorf("locking the schema and reading %s: %w", VersionTable, err)}
-		}
-		return applied, false, nil
+		applied, err := m.readApplied(ctx, pc, rs.dir, schema)
+		return applied, false, err
 	}
 
 	after := make(map[int64]string, len(expect)+1)
@@ -312,14 +325,18 @@ func (m *Migrator) step(ctx context.Context, rs *runState, w *work, mg *Migratio
 	if !pc.IsClosed() {
 		_, _ = pc.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll()
 	}
-	applied, read := parseApplied(results, 5)
 	switch ok := leadingOK(results); {
-	case !read || ok < 6:
+	case ok < 5:
 		return nil, false, &MigrationError{Schema: schema, Version: mg.Version, Name: mg.Name, Direction: rs.dir,
-			Err: fmt.Errorf("locking the schema and reading %s: %w", VersionTable, execErr)}
-	case ok == 6 && sqlState(execErr) == "22012":
-		// The guard: the schema is not where the plan assumed. Re-plan.
-		return applied, false, nil
+			Err: fmt.Errorf("locking the schema: %w", execErr)}
+	case ok == 5 && sqlState(execErr) == "22012":
+		// The guard: the schema is not where the plan assumed. Read what it
+		// has, under the lock, and re-plan.
+		if pc.IsClosed() {
+			return nil, false, execErr
+		}
+		applied, err := m.readApplied(ctx, pc, rs.dir, schema)
+		return applied, false, err
 	}
 	return nil, false, &MigrationError{Schema: schema, Version: mg.Version, Name: mg.Name, Direction: rs.dir, Err: execErr}
 }
@@ -402,8 +419,8 @@ func (m *Migrator) stepNoTx(ctx context.Context, rs *runState, w *work, mg *Migr
 	return after, true, nil
 }
 
-// bookkeeping writes, through db (which queues or inlines them), the
-// control-plane statements that record step mg: the catalog's schema_version
+// bookkeeping writes, through db (which queues or inlines it), the
+// control-plane statement that records step mg: the catalog's schema_version
 // and the ledger row. after is the applied set once the step commits.
 func (m *Migrator) bookkeeping(rs *runState, w *work, mg *Migration, r *TenantResult, start time.Time, newAttempt bool, after map[int64]string, db dbsqlc.DBTX) error {
 	to := current(w.ms, after)
@@ -411,12 +428,7 @@ func (m *Migrator) bookkeeping(rs *runState, w *work, mg *Migration, r *TenantRe
 	if next, err := nextStep(rs.dir, w, after); err == nil && next == nil {
 		state = "succeeded"
 	}
-	q := dbsqlc.New(db)
-	ctx := context.Background() // db only queues or inlines
-	if err := q.SetTenantSchemaVersion(ctx, dbsqlc.SetTenantSchemaVersionParams{ID: string(w.t.ID), SchemaVersion: to}); err != nil {
-		return err
-	}
-	return q.UpsertMigrationResult(ctx, dbsqlc.UpsertMigrationResultParams{
+	return dbsqlc.New(db).RecordMigrationStep(context.Background(), dbsqlc.RecordMigrationStepParams{
 		RunID: rs.id, TenantID: string(w.t.ID), State: state, FromVersion: r.From, ToVersion: to,
 		Versions: append(stepVersions(r.Steps), mg.Version), DurationUs: time.Since(start).Microseconds(), NewAttempt: newAttempt,
 	})

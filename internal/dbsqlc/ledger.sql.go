@@ -270,6 +270,49 @@ func (q *Queries) ListMigrationTenants(ctx context.Context, arg ListMigrationTen
 	return items, nil
 }
 
+const recordMigrationStep = `-- name: RecordMigrationStep :exec
+WITH catalog AS (
+    UPDATE tenants SET schema_version = $5, updated_at = now()
+    WHERE id = $2
+)
+INSERT INTO migration_results (run_id, tenant_id, state, from_version, to_version, versions, duration_us)
+VALUES ($1, $2, $3, $4,
+        $5, $6, $7)
+ON CONFLICT (run_id, tenant_id) DO UPDATE
+SET state = excluded.state, from_version = excluded.from_version, to_version = excluded.to_version,
+    versions = excluded.versions, error = NULL, sqlstate = NULL,
+    duration_us = excluded.duration_us, finished_at = now(),
+    attempts = migration_results.attempts + CASE WHEN $8::boolean THEN 1 ELSE 0 END
+`
+
+type RecordMigrationStepParams struct {
+	RunID       int64   `json:"run_id"`
+	TenantID    string  `json:"tenant_id"`
+	State       string  `json:"state"`
+	FromVersion int64   `json:"from_version"`
+	ToVersion   int64   `json:"to_version"`
+	Versions    []int64 `json:"versions"`
+	DurationUs  int64   `json:"duration_us"`
+	NewAttempt  bool    `json:"new_attempt"`
+}
+
+// One committed migration step of a tenant, in the step's own transaction:
+// the catalog's schema_version and the tenant's ledger row, in one statement
+// (the fan-out sends it inside the step's single round trip).
+func (q *Queries) RecordMigrationStep(ctx context.Context, arg RecordMigrationStepParams) error {
+	_, err := q.db.Exec(ctx, recordMigrationStep,
+		arg.RunID,
+		arg.TenantID,
+		arg.State,
+		arg.FromVersion,
+		arg.ToVersion,
+		arg.Versions,
+		arg.DurationUs,
+		arg.NewAttempt,
+	)
+	return err
+}
+
 const resumeMigrationRun = `-- name: ResumeMigrationRun :one
 UPDATE migration_runs
 SET state = 'running', attempts = attempts + 1, tenants = $2, note = '',

@@ -56,3 +56,20 @@ SELECT DISTINCT ON (tenant_id) *
 FROM migration_results
 WHERE tenant_id = ANY (sqlc.arg('ids')::text[])
 ORDER BY tenant_id, run_id DESC;
+
+-- name: RecordMigrationStep :exec
+-- One committed migration step of a tenant, in the step's own transaction:
+-- the catalog's schema_version and the tenant's ledger row, in one statement
+-- (the fan-out sends it inside the step's single round trip).
+WITH catalog AS (
+    UPDATE tenants SET schema_version = sqlc.arg('to_version'), updated_at = now()
+    WHERE id = sqlc.arg('tenant_id')
+)
+INSERT INTO migration_results (run_id, tenant_id, state, from_version, to_version, versions, duration_us)
+VALUES (sqlc.arg('run_id'), sqlc.arg('tenant_id'), sqlc.arg('state'), sqlc.arg('from_version'),
+        sqlc.arg('to_version'), sqlc.arg('versions'), sqlc.arg('duration_us'))
+ON CONFLICT (run_id, tenant_id) DO UPDATE
+SET state = excluded.state, from_version = excluded.from_version, to_version = excluded.to_version,
+    versions = excluded.versions, error = NULL, sqlstate = NULL,
+    duration_us = excluded.duration_us, finished_at = now(),
+    attempts = migration_results.attempts + CASE WHEN sqlc.arg('new_attempt')::boolean THEN 1 ELSE 0 END;
