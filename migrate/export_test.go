@@ -8,3 +8,6 @@ func SetBeforeStep(m *Migrator, f func(tenant tenancy.ID, version int64)) { m.be
 
 // Inline exposes inline (the literal inlining of the step's sqlc query).
 var Inline = inline
+
+// Replans returns how many steps m re-planned (guard failures and reads).
+func Replans(m *Migrator) int64 { return m.replans.Load() }

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -66,6 +67,9 @@ type Migrator struct {
 	// beforeStep, when set (tests only), is called right before a migration
 	// step is sent to the database.
 	beforeStep func(tenant tenancy.ID, version int64)
+	// replans counts steps that were not committed because the schema was not
+	// where the plan said (tests check it stays 0 on the fast path).
+	replans atomic.Int64
 }
 
 // New returns a Migrator over the admin pool for the common tenant migrations

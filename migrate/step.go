@@ -96,6 +96,7 @@ func (m *Migrator) migrateTenant(ctx context.Context, rs *runState, w *work) Ten
 			replans = 0
 			continue
 		}
+		m.replans.Add(1)
 		if replans++; replans > maxReplans {
 			return m.fail(ctx, rs, &r, start, fmt.Errorf("tenant %q: its versions kept changing under the lock; is another tool migrating it?", w.t.ID), !wrote)
 		}
