@@ -3,6 +3,8 @@ package migrate_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -21,7 +23,10 @@ import (
 // DDL as a bare loop over the schemas with no bookkeeping (no transaction
 // control, lock, version table, catalog or ledger: the floor) in the same
 // iteration, alternating which goes first. It reports both times and their
-// ratio; ns/op is their sum.
+// ratio (ns/op is their sum) and, when the server is local, the CPU time the
+// database backends spent per tenant in each (from /proc/<pid>/schedstat),
+// which the load of other processes on the machine disturbs far less than
+// wall time.
 //
 // Each iteration applies a new version (column cN for bulkhead, fN for the
 // floor), so no reset is needed between runs. Run it once per configuration:
@@ -33,6 +38,10 @@ import (
 // table and a version table at version 1, and their catalog rows are inserted
 // in one statement, instead of through provision.Create (which would also
 // create a role per tenant and take minutes for 10,000).
+//
+// BULKHEAD_BENCH_ROWS=N gives every tenant's table N rows, so the index build
+// weighs more against the fixed bookkeeping (not set in CI; benchmarks do not
+// run there).
 func BenchmarkFanOut(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("tenants=%d", n), func(b *testing.B) {
@@ -64,6 +73,13 @@ func benchFixture(b *testing.B, n int) *fanFixture {
 	}
 	start := time.Now()
 	ctx := context.Background()
+	rows := 0
+	if v := os.Getenv("BULKHEAD_BENCH_ROWS"); v != "" {
+		var err error
+		if rows, err = strconv.Atoi(v); err != nil {
+			b.Fatalf("BULKHEAD_BENCH_ROWS=%q: %v", v, err)
+		}
+	}
 	srv := isotest.SharedServer(b)
 	d, err := isotest.StartDeployment(ctx, srv, nil)
 	if err != nil {
@@ -103,6 +119,9 @@ func benchFixture(b *testing.B, n int) *fanFixture {
 					"CREATE TABLE " + q + ".items (id bigint PRIMARY KEY, note text);" +
 					"CREATE TABLE " + q + ".bulkhead_migrations (version bigint PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());" +
 					"INSERT INTO " + q + ".bulkhead_migrations (version, name, checksum) VALUES (1, 'items', '" + benchV1.Checksum + "');"
+				if rows > 0 {
+					sql += fmt.Sprintf("INSERT INTO %s.items SELECT g, md5(g::text) FROM generate_series(1, %d) g;", q, rows)
+				}
 			}
 			if _, err := tx.Exec(ctx, sql); err != nil {
 				errs <- err
@@ -122,7 +141,7 @@ func benchFixture(b *testing.B, n int) *fanFixture {
 		SELECT i, k, 'active', s, s, 1 FROM unnest($1::text[], $2::text[], $3::text[]) AS u (i, k, s)`, ids, keys, f.schemas); err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("setup: %d tenant schemas in %s", n, time.Since(start).Round(time.Millisecond))
+	b.Logf("setup: %d tenant schemas with %d rows each in %s", n, rows, time.Since(start).Round(time.Millisecond))
 	fixtures[n] = f
 	return f
 }
@@ -157,31 +176,35 @@ func (f *fanFixture) run(b *testing.B, par int) {
 		b.Fatal(err)
 	}
 	defer pool.Close()
-	var floor, ours time.Duration
+	var floor, inl time.Duration
+	var floorCPU, inlCPU time.Duration
+	cpu := f.serverCPU(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		f.version++
-		v := f.version
 		runFloor := func() {
-			t0 := time.Now()
+			f.version++
+			v := f.version
+			c0, t0 := cpu(), time.Now()
 			if err := f.floor(ctx, pool, par, v); err != nil {
 				b.Fatal(err)
 			}
-			b.Logf("v%d floor %s", v, time.Since(t0))
 			floor += time.Since(t0)
+			floorCPU += cpu() - c0
 		}
 		runOurs := func() {
+			f.version++
+			v := f.version
 			m, err := migrate.New(pool, benchFiles(v), &migrate.Config{Naming: tenancy.Naming{Prefix: f.d.DB.Prefix}, Parallelism: par})
 			if err != nil {
 				b.Fatal(err)
 			}
-			t0 := time.Now()
+			c0, t0 := cpu(), time.Now()
 			res, err := m.Up(ctx, nil)
-			b.Logf("v%d bulkhead %s", v, time.Since(t0))
 			if err != nil {
 				b.Fatal(err)
 			}
-			ours += time.Since(t0)
+			inl += time.Since(t0)
+			inlCPU += cpu() - c0
 			if res.Succeeded != len(f.schemas) {
 				b.Fatalf("bulkhead migrated %d of %d tenants", res.Succeeded, len(f.schemas))
 			}
@@ -189,7 +212,7 @@ func (f *fanFixture) run(b *testing.B, par int) {
 				b.Fatalf("%d steps were re-planned; the fast path is one round trip per tenant", n)
 			}
 		}
-		if (i+int(v))%2 == 0 {
+		if (i+int(f.version))%2 == 0 {
 			runFloor()
 			runOurs()
 		} else {
@@ -199,10 +222,49 @@ func (f *fanFixture) run(b *testing.B, par int) {
 	}
 	b.StopTimer()
 	n := float64(b.N)
+	per := func(d time.Duration) float64 { return d.Seconds() * 1e3 / n / float64(len(f.schemas)) }
 	b.ReportMetric(floor.Seconds()/n, "floor-s/op")
-	b.ReportMetric(ours.Seconds()/n, "bulkhead-s/op")
-	b.ReportMetric(ours.Seconds()/floor.Seconds(), "ratio")
-	b.ReportMetric(float64(len(f.schemas))*n/ours.Seconds(), "tenants/s")
+	b.ReportMetric(inl.Seconds()/n, "bulkhead-s/op")
+	b.ReportMetric(inl.Seconds()/floor.Seconds(), "ratio")
+	b.ReportMetric(float64(len(f.schemas))*n/inl.Seconds(), "tenants/s")
+	if floorCPU > 0 {
+		b.ReportMetric(per(floorCPU), "floor-cpu-ms/tenant")
+		b.ReportMetric(per(inlCPU), "bulkhead-cpu-ms/tenant")
+		b.ReportMetric(per(inlCPU)/per(floorCPU), "cpu-ratio")
+	}
+}
+
+// serverCPU returns a function summing the CPU time of every backend
+// connected to the fixture's database (from /proc/<pid>/schedstat; the
+// server is local), or returning 0 when that cannot be read.
+func (f *fanFixture) serverCPU(b *testing.B) func() time.Duration {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, f.d.DB.SuperDSN)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close(ctx) })
+	return func() time.Duration {
+		rows, err := conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+		if err != nil {
+			b.Fatal(err)
+		}
+		pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			b.Fatal(err)
+		}
+		var sum time.Duration
+		for _, pid := range pids {
+			raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+			if err != nil {
+				return 0
+			}
+			var ns int64
+			fmt.Sscan(string(raw), &ns)
+			sum += time.Duration(ns)
+		}
+		return sum
+	}
 }
 
 // floor runs version v's DDL (on columns fv) over every schema with par

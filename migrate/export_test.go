@@ -11,3 +11,4 @@ var Inline = inline
 
 // Replans returns how many steps m re-planned (guard failures and reads).
 func Replans(m *Migrator) int64 { return m.replans.Load() }
+
