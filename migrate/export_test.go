@@ -11,4 +11,3 @@ var Inline = inline
 
 // Replans returns how many steps m re-planned (guard failures and reads).
 func Replans(m *Migrator) int64 { return m.replans.Load() }
-
