@@ -235,7 +235,8 @@ func (f *fanFixture) run(b *testing.B, par int) {
 }
 
 // serverCPU returns a function summing the CPU time of every backend
-// connected to the fixture's database (from /proc/<pid>/schedstat; the
+// connected to the fixture's database (client backends only: autovacuum
+// workers come and go; from /proc/<pid>/schedstat, the
 // server is local), or returning 0 when that cannot be read.
 func (f *fanFixture) serverCPU(b *testing.B) func() time.Duration {
 	ctx := context.Background()
@@ -245,7 +246,7 @@ func (f *fanFixture) serverCPU(b *testing.B) func() time.Duration {
 	}
 	b.Cleanup(func() { conn.Close(ctx) })
 	return func() time.Duration {
-		rows, err := conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+		rows, err := conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()")
 		if err != nil {
 			b.Fatal(err)
 		}
