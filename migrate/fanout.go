@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -662,7 +661,7 @@ func (m *Migrator) controlTx(ctx context.Context, fn func(q *dbsqlc.Queries) err
 
 // ledgerHint explains the usual cause of a missing ledger.
 func ledgerHint(err error) error {
-	if err != nil && strings.Contains(err.Error(), "42P01") {
+	if sqlState(err) == "42P01" {
 		return fmt.Errorf("%w (the control schema has no migration ledger: run `bulkhead init` or provision.Init first)", err)
 	}
 	return err
