@@ -67,16 +67,6 @@ func (f *migrateFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.all, "all", false, "plan, status: list every tenant, not only those behind or failed")
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 func (f *migrateFlags) selection() (migrate.Selection, error) {
 	sel := migrate.Selection{Prefix: f.idPrefix}
 	for _, id := range splitList(f.ids) {
