@@ -96,9 +96,9 @@ func literal(v any) (string, error) {
 	case nil:
 		return "NULL", nil
 	case int64:
-		return strconv.FormatInt(x, 10), nil
+		return intLiteral(x), nil
 	case int32:
-		return strconv.FormatInt(int64(x), 10), nil
+		return intLiteral(int64(x)), nil
 	case bool:
 		return strconv.FormatBool(x), nil
 	case string:
@@ -116,6 +116,15 @@ func literal(v any) (string, error) {
 		return "'{" + strings.Join(parts, ",") + "}'", nil
 	}
 	return "", fmt.Errorf("type %T cannot be inlined", v)
+}
+
+// intLiteral parenthesizes negative numbers: "$1" after a minus sign would
+// otherwise render as "--5", a comment (the shape of pgx's CVE-2024-27289).
+func intLiteral(n int64) string {
+	if n < 0 {
+		return "(" + strconv.FormatInt(n, 10) + ")"
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 func quoteString(s string) (string, error) {

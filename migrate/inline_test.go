@@ -37,6 +37,14 @@ func TestInlineRoundTrip(t *testing.T) {
 			require.Nil(t, row[4])
 		}
 	}
+	// A negative number after a minus sign must not turn into a comment.
+	sql, err := migrate.Inline("SELECT 1-$1, 'after'", []any{int64(-5)})
+	require.NoError(t, err)
+	res, err := conn.PgConn().Exec(ctx, sql).ReadAll()
+	require.NoError(t, err, sql)
+	require.Equal(t, "6", string(res[0].Rows[0][0]))
+	require.Equal(t, "after", string(res[0].Rows[0][1]))
+
 	_, err = migrate.Inline("SELECT $1", []any{"nul\x00byte"})
 	require.Error(t, err)
 	_, err = migrate.Inline("SELECT $2", []any{"one"})
