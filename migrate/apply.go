@@ -100,25 +100,13 @@ func ApplyTx(ctx context.Context, tx pgx.Tx, schema string, ms []*Migration, opt
 	if err != nil {
 		return nil, err
 	}
-	res := &ApplyResult{Schema: schema}
-	for _, m := range ms {
-		if sum, ok := applied[m.Version]; ok {
-			if sum != m.Checksum {
-				return nil, &ChecksumError{Schema: schema, Version: m.Version, Name: m.Name, Applied: sum, OnDisk: m.Checksum}
-			}
-			res.From = m.Version
-		}
+	pending, from, err := planUp(schema, ms, applied, target)
+	if err != nil {
+		return nil, err
 	}
-	res.To = res.From
+	res := &ApplyResult{Schema: schema, From: from, To: from}
 	table := pgx.Identifier{schema, VersionTable}.Sanitize()
-	for _, m := range ms {
-		if _, ok := applied[m.Version]; ok || m.Version > target {
-			continue
-		}
-		if m.Version < res.From {
-			return nil, &MigrationError{Schema: schema, Version: m.Version, Name: m.Name,
-				Err: fmt.Errorf("version %d is missing but %d is applied (out-of-order migration)", m.Version, res.From)}
-		}
+	for _, m := range pending {
 		if m.NoTransaction {
 			return nil, &MigrationError{Schema: schema, Version: m.Version, Name: m.Name,
 				Err: fmt.Errorf("marked %q and cannot run inside a transaction", NoTransactionDirective)}

@@ -12,9 +12,14 @@ import (
 	"strings"
 )
 
-// NoTransactionDirective, on the first line of an up file, runs that migration
-// outside a transaction (for CREATE INDEX CONCURRENTLY). Such migrations cannot
-// be applied by ApplyTx.
+// NoTransactionDirective, on the first line of an up (or down) file, runs that
+// migration outside a transaction (for CREATE INDEX CONCURRENTLY). Such
+// migrations cannot be applied by ApplyTx; a Migrator runs them on their own
+// under a session advisory lock and records the version right after. Put one
+// statement in such a file (PostgreSQL runs a multi-statement query as one
+// transaction) and make it idempotent (CREATE INDEX CONCURRENTLY IF NOT
+// EXISTS): if the process dies between the statement and the record, the next
+// run runs it again.
 const NoTransactionDirective = "-- bulkhead:no-transaction"
 
 // Migration is one versioned migration.
@@ -29,6 +34,8 @@ type Migration struct {
 	Checksum string
 	// NoTransaction is set when Up starts with NoTransactionDirective.
 	NoTransaction bool
+	// DownNoTransaction is set when Down starts with NoTransactionDirective.
+	DownNoTransaction bool
 }
 
 var fileRE = regexp.MustCompile(`^(\d+)_([a-z0-9_]+)\.(up|down)\.sql$`)
@@ -88,6 +95,7 @@ func Load(fsys fs.FS) ([]*Migration, error) {
 			return nil, fmt.Errorf("migrate: down migration for version %d has no up migration", v)
 		}
 		m.Down = down
+		m.DownNoTransaction = strings.HasPrefix(strings.TrimSpace(down), NoTransactionDirective)
 	}
 	out := make([]*Migration, 0, len(byVersion))
 	for _, m := range byVersion {

@@ -18,6 +18,39 @@ type AuditLog struct {
 	Detail   []byte             `json:"detail"`
 }
 
+type MigrationResult struct {
+	RunID       int64              `json:"run_id"`
+	TenantID    string             `json:"tenant_id"`
+	State       string             `json:"state"`
+	FromVersion int64              `json:"from_version"`
+	ToVersion   int64              `json:"to_version"`
+	Versions    []int64            `json:"versions"`
+	Attempts    int32              `json:"attempts"`
+	Error       *string            `json:"error"`
+	Sqlstate    *string            `json:"sqlstate"`
+	DurationUs  int64              `json:"duration_us"`
+	FinishedAt  pgtype.Timestamptz `json:"finished_at"`
+}
+
+type MigrationRun struct {
+	ID         int64              `json:"id"`
+	Direction  string             `json:"direction"`
+	Target     int64              `json:"target"`
+	State      string             `json:"state"`
+	Actor      string             `json:"actor"`
+	Selection  []byte             `json:"selection"`
+	Attempts   int32              `json:"attempts"`
+	Tenants    int32              `json:"tenants"`
+	Succeeded  int32              `json:"succeeded"`
+	Failed     int32              `json:"failed"`
+	Skipped    int32              `json:"skipped"`
+	NotStarted int32              `json:"not_started"`
+	Note       string             `json:"note"`
+	StartedAt  pgtype.Timestamptz `json:"started_at"`
+	UpdatedAt  pgtype.Timestamptz `json:"updated_at"`
+	FinishedAt pgtype.Timestamptz `json:"finished_at"`
+}
+
 type Tenant struct {
 	ID            string             `json:"id"`
 	Key           string             `json:"key"`

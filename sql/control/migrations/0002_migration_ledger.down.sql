@@ -1,0 +1,2 @@
+DROP TABLE migration_results;
+DROP TABLE migration_runs;
