@@ -80,6 +80,7 @@ type options struct {
 	mint                                             bool
 	mintTenant, mintSub, mintRoles                   string
 	mintTTL                                          time.Duration
+	statementTimeout                                 time.Duration
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -92,6 +93,7 @@ func parseFlags(args []string) (*options, error) {
 	flag.StringVar(&o.secret, "secret", env("LICENSING_SECRET", ""), "master secret for token keys, at least 32 bytes; default random in ephemeral mode [LICENSING_SECRET]")
 	flag.StringVar(&o.prefix, "prefix", env("BULKHEAD_PREFIX", tenancy.DefaultPrefix), "role and schema prefix of the deployment [BULKHEAD_PREFIX]")
 	flag.StringVar(&o.gwRole, "gateway-role", env("BULKHEAD_GATEWAY_ROLE", ""), "gateway role name; default <prefix>_gateway [BULKHEAD_GATEWAY_ROLE]")
+	flag.DurationVar(&o.statementTimeout, "statement-timeout", 5*time.Second, "statement timeout of every tenant connection unless the tenant's limits set one; 0 disables it")
 	flag.BoolVar(&o.init, "init", false, "run provision.Init (control schema, hardening) on -database-url first")
 	flag.BoolVar(&o.demo, "demo", false, "provision the demo tenants on -database-url too")
 	flag.BoolVar(&o.logJSON, "log-json", os.Getenv("LICENSING_LOG_JSON") != "", "log JSON instead of text [LICENSING_LOG_JSON]")
@@ -154,7 +156,10 @@ func run(ctx context.Context, args []string, stdout io.Writer, ready func(addr s
 	}
 
 	metrics := server.NewMetrics()
-	rcfg := router.Config{Tracer: metrics}
+	// Every tenant gets a statement timeout unless its limits say otherwise,
+	// so one tenant's runaway query cannot hold a connection forever
+	// (isotest DOS-001).
+	rcfg := router.Config{Tracer: metrics, StatementTimeout: o.statementTimeout}
 	if o.mode == "TxLocal" {
 		rcfg.Mode = router.TxLocal
 	}
