@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/bulkhead-go/bulkhead/tenancy"
 )
 
@@ -29,6 +31,15 @@ type Config struct {
 	// tenant that times out fails with SQLSTATE 55P03 and is retried by the
 	// next run. Default: DefaultLockTimeout.
 	LockTimeout time.Duration
+	// Cluster names the cluster of the admin pool given to New: the primary,
+	// which holds the catalog and the ledger (as in provision.Config).
+	// Default: "default".
+	Cluster string
+	// Clusters adds the admin pools of other clusters, by name (as in
+	// provision.Config.Clusters). A tenant whose catalog row names one of
+	// them is migrated there; a tenant whose cluster is neither Cluster nor a
+	// key of Clusters fails with an *UnknownClusterError. Default: none.
+	Clusters map[string]*pgxpool.Pool
 	// Extra, when set, returns tenant t's tenant-specific migrations: a group
 	// name (tenants of one group share one file set, loaded once) and its
 	// files, or a nil fs.FS for none. t carries ID, Key, Status, Schema,
@@ -60,6 +71,9 @@ func (c *Config) WithDefaults() *Config {
 	if out.Naming.Prefix == "" {
 		out.Naming.Prefix = tenancy.DefaultPrefix
 	}
+	if out.Cluster == "" {
+		out.Cluster = "default"
+	}
 	if out.LockTimeout == 0 {
 		out.LockTimeout = DefaultLockTimeout
 	}
@@ -75,6 +89,11 @@ func (c *Config) validate() error {
 	}
 	if c.Parallelism < 0 {
 		return fmt.Errorf("migrate: Config.Parallelism is %d, must be >= 0 (0 means sized for the pool)", c.Parallelism)
+	}
+	for name, pool := range c.Clusters {
+		if name == "" || name == c.Cluster || pool == nil {
+			return fmt.Errorf("migrate: Config.Clusters[%q]: names must be non-empty, differ from Config.Cluster %q, and have an admin pool", name, c.Cluster)
+		}
 	}
 	if c.LockTimeout < time.Millisecond {
 		return fmt.Errorf("migrate: Config.LockTimeout is %s, must be at least 1ms", c.LockTimeout)

@@ -71,6 +71,9 @@ var (
 	// ErrBudgetExhausted: as many tenants failed as RunOpts.ErrorBudget
 	// allows, so the run started no more.
 	ErrBudgetExhausted = errors.New("error budget exhausted; the remaining tenants were not started")
+	// ErrUnknownCluster: a tenant's catalog row names a cluster the Migrator
+	// has no admin pool for (see *UnknownClusterError).
+	ErrUnknownCluster = errors.New("the tenant's cluster is not configured")
 	// ErrRunNotFound: no run in the ledger has the id given.
 	ErrRunNotFound = errors.New("migration run not found")
 )
@@ -137,3 +140,20 @@ func (e *PartialError) Unwrap() []error {
 	}
 	return out
 }
+
+// UnknownClusterError fails a tenant whose catalog row names a cluster that
+// is neither Config.Cluster nor a key of Config.Clusters. The other tenants
+// of the run go on.
+type UnknownClusterError struct {
+	Tenant  tenancy.ID
+	Cluster string
+	// Configured lists the clusters the Migrator knows, the primary first.
+	Configured []string
+}
+
+func (e *UnknownClusterError) Error() string {
+	return fmt.Sprintf("tenant %q lives on cluster %q, which is not configured (configured: %v); pass its admin pool in migrate.Config.Clusters", e.Tenant, e.Cluster, e.Configured)
+}
+
+// Is reports whether target is ErrUnknownCluster.
+func (e *UnknownClusterError) Is(target error) bool { return target == ErrUnknownCluster }

@@ -11,3 +11,10 @@ var Inline = inline
 
 // Replans returns how many steps m re-planned (guard failures and reads).
 func Replans(m *Migrator) int64 { return m.replans.Load() }
+
+// SetAfterRemoteCommit makes m call f after a step committed on a tenant's
+// other cluster, before the catalog records it; an error from f stands for a
+// crash in between. Tests only.
+func SetAfterRemoteCommit(m *Migrator, f func(tenant tenancy.ID, version int64) error) {
+	m.afterRemoteCommit = f
+}

@@ -66,6 +66,11 @@ type Migrator struct {
 	// beforeStep, when set (tests only), is called right before a migration
 	// step is sent to the database.
 	beforeStep func(tenant tenancy.ID, version int64)
+	// afterRemoteCommit, when set (tests only), is called after a step
+	// committed on a tenant's other cluster and before the catalog records
+	// it; an error stands for a crash in between (the catalog is not
+	// written).
+	afterRemoteCommit func(tenant tenancy.ID, version int64) error
 	// replans counts steps that were not committed because the schema was not
 	// where the plan said (tests check it stays 0 on the fast path).
 	replans atomic.Int64
@@ -104,6 +109,28 @@ func New(admin *pgxpool.Pool, fsys fs.FS, cfg *Config) (*Migrator, error) {
 		ctlSQL: "SET LOCAL search_path = " + pgx.Identifier{c.ControlSchema}.Sanitize() + ", pg_temp",
 		groups: map[string][]*Migration{},
 	}, nil
+}
+
+// clusterNames returns the configured clusters, the primary first.
+func (m *Migrator) clusterNames() []string {
+	others := make([]string, 0, len(m.cfg.Clusters))
+	for n := range m.cfg.Clusters {
+		others = append(others, n)
+	}
+	sort.Strings(others)
+	return append([]string{m.cfg.Cluster}, others...)
+}
+
+// clusterPool returns the admin pool of tenant t's cluster, and whether it is
+// the primary (the catalog's own pool).
+func (m *Migrator) clusterPool(t *tenancy.Tenant) (*pgxpool.Pool, bool, error) {
+	if t.Cluster == m.cfg.Cluster || t.Cluster == "" {
+		return m.pool, true, nil
+	}
+	if pool, ok := m.cfg.Clusters[t.Cluster]; ok {
+		return pool, false, nil
+	}
+	return nil, false, &UnknownClusterError{Tenant: t.ID, Cluster: t.Cluster, Configured: m.clusterNames()}
 }
 
 // Migrations returns the common migrations, sorted by version.
@@ -165,7 +192,9 @@ type RunOpts struct {
 type TenantResult struct {
 	Tenant tenancy.ID
 	Schema string
-	State  State
+	// Cluster is the tenant's cluster, as the catalog records it.
+	Cluster string
+	State   State
 	// From and To are the tenant's versions before and after.
 	From, To int64
 	// Steps lists the migrations applied (up) or reverted (down), in order.
@@ -178,6 +207,10 @@ type TenantResult struct {
 	Err error
 	// SQLState is the PostgreSQL error code of Err, or "".
 	SQLState string
+	// CatalogRepaired says the catalog's schema_version was behind (or
+	// ahead of) the schema's version table, for a tenant on another cluster
+	// after a crash between the two commits, and was set from the table.
+	CatalogRepaired bool
 }
 
 // RunResult is the outcome of Up or Down.
@@ -215,6 +248,10 @@ type work struct {
 	t      *tenancy.Tenant
 	ms     []*Migration
 	target int64 // normalized per tenant: a version of ms, or 0
+	// pool is the admin pool of the tenant's cluster; remote says it is not
+	// the primary's (set by migrateTenant).
+	pool   *pgxpool.Pool
+	remote bool
 }
 
 // candidates reads the selected tenants (one catalog query) and the
@@ -495,13 +532,13 @@ func (m *Migrator) run(ctx context.Context, dir Direction, opts *RunOpts) (*RunR
 
 	out := &RunResult{RunID: rs.id, Direction: dir, Duration: time.Since(rs.start), Stopped: rs.stopped}
 	for _, t := range atTarget {
-		out.Tenants = append(out.Tenants, TenantResult{Tenant: t.ID, Schema: t.Schema, State: Skipped, From: t.SchemaVersion, To: t.SchemaVersion})
+		out.Tenants = append(out.Tenants, TenantResult{Tenant: t.ID, Schema: t.Schema, Cluster: t.Cluster, State: Skipped, From: t.SchemaVersion, To: t.SchemaVersion})
 	}
 	for _, w := range todo {
 		if r, ok := results[w.t.ID]; ok {
 			out.Tenants = append(out.Tenants, *r)
 		} else {
-			out.Tenants = append(out.Tenants, TenantResult{Tenant: w.t.ID, Schema: w.t.Schema, State: NotStarted, From: w.t.SchemaVersion, To: w.t.SchemaVersion})
+			out.Tenants = append(out.Tenants, TenantResult{Tenant: w.t.ID, Schema: w.t.Schema, Cluster: w.t.Cluster, State: NotStarted, From: w.t.SchemaVersion, To: w.t.SchemaVersion})
 		}
 	}
 	sort.Slice(out.Tenants, func(i, j int) bool { return out.Tenants[i].Tenant < out.Tenants[j].Tenant })

@@ -82,7 +82,9 @@ type PlanResult struct {
 type TenantPlan struct {
 	Tenant tenancy.ID
 	Schema string
-	Status tenancy.Status
+	// Cluster is the tenant's cluster, as the catalog records it.
+	Cluster string
+	Status  tenancy.Status
 	// From is the catalog's version, To the target.
 	From, To int64
 	// Versions are the migrations to apply (up) or revert (down), in order.
@@ -108,7 +110,7 @@ func (m *Migrator) Plan(ctx context.Context, dir Direction, opts *RunOpts) (*Pla
 	}
 	out := &PlanResult{Direction: dir, AtTarget: len(atTarget)}
 	for _, w := range todo {
-		tp := TenantPlan{Tenant: w.t.ID, Schema: w.t.Schema, Status: w.t.Status, From: w.t.SchemaVersion, To: w.target}
+		tp := TenantPlan{Tenant: w.t.ID, Schema: w.t.Schema, Cluster: w.t.Cluster, Status: w.t.Status, From: w.t.SchemaVersion, To: w.target}
 		if dir == Up {
 			for _, mg := range w.ms {
 				if mg.Version > w.t.SchemaVersion && mg.Version <= w.target {
@@ -142,7 +144,9 @@ type StatusResult struct {
 type TenantStatus struct {
 	Tenant tenancy.ID
 	Schema string
-	Status tenancy.Status
+	// Cluster is the tenant's cluster, as the catalog records it.
+	Cluster string
+	Status  tenancy.Status
 	// Version is the catalog's schema_version; Latest the tenant's highest
 	// migration (common and Extra); Pending how many migrations it lacks.
 	Version, Latest int64
@@ -184,7 +188,7 @@ func (m *Migrator) Status(ctx context.Context, sel *Selection) (*StatusResult, e
 		if err != nil {
 			return nil, err
 		}
-		st := TenantStatus{Tenant: t.ID, Schema: t.Schema, Status: t.Status, Version: t.SchemaVersion, Latest: Latest(ms), State: "up-to-date"}
+		st := TenantStatus{Tenant: t.ID, Schema: t.Schema, Cluster: t.Cluster, Status: t.Status, Version: t.SchemaVersion, Latest: Latest(ms), State: "up-to-date"}
 		known := t.SchemaVersion == 0
 		for _, mg := range ms {
 			if mg.Version > t.SchemaVersion {
@@ -282,7 +286,13 @@ func (m *Migrator) validateTenant(ctx context.Context, t *tenancy.Tenant, add fu
 		add(p)
 		return
 	}
-	rows, err := m.pool.Query(ctx, "SELECT version, checksum FROM "+pgx.Identifier{t.Schema, VersionTable}.Sanitize())
+	pool, _, err := m.clusterPool(t)
+	if err != nil {
+		p.Kind, p.Detail, p.Err = "read", err.Error(), err
+		add(p)
+		return
+	}
+	rows, err := pool.Query(ctx, "SELECT version, checksum FROM "+pgx.Identifier{t.Schema, VersionTable}.Sanitize())
 	applied := map[int64]string{}
 	if err == nil {
 		var v int64

@@ -56,7 +56,12 @@ const maxReplans = 3
 // migrateTenant brings tenant w to its target, one transaction per migration.
 func (m *Migrator) migrateTenant(ctx context.Context, rs *runState, w *work) TenantResult {
 	start := time.Now()
-	r := TenantResult{Tenant: w.t.ID, Schema: w.t.Schema, From: w.t.SchemaVersion, To: w.t.SchemaVersion}
+	r := TenantResult{Tenant: w.t.ID, Schema: w.t.Schema, Cluster: w.t.Cluster, From: w.t.SchemaVersion, To: w.t.SchemaVersion}
+	pool, primary, err := m.clusterPool(w.t)
+	if err != nil {
+		return m.fail(ctx, rs, &r, start, err, true)
+	}
+	w.pool, w.remote = pool, !primary
 	var applied map[int64]string // nil until read under the lock
 	wrote := false               // a ledger row was written for this tenant in this process
 	replans := 0
@@ -78,7 +83,7 @@ func (m *Migrator) migrateTenant(ctx context.Context, rs *runState, w *work) Ten
 			break
 		}
 		got, committed, err := m.step(ctx, rs, w, next, expect, &r, start, !wrote)
-		if err != nil && ctx.Err() != nil && next != nil {
+		if err != nil && ctx.Err() != nil && next != nil && !w.remote {
 			// Interrupted: the step may have committed just before.
 			if done, reached := m.resolve(ctx, rs, w, next, &r, start); done {
 				wrote = true
@@ -93,6 +98,15 @@ func (m *Migrator) migrateTenant(ctx context.Context, rs *runState, w *work) Ten
 			return m.fail(ctx, rs, &r, start, err, !wrote)
 		}
 		applied = got
+		if !committed && w.remote && current(w.ms, got) != r.To {
+			// The schema's version table is the truth: a step committed on
+			// the tenant's cluster but the catalog missed it (a crash in
+			// between). Catch the catalog up; nothing is applied again.
+			if err := m.catchUp(ctx, rs, w, &r, start, got, !wrote); err != nil {
+				return m.fail(ctx, rs, &r, start, err, !wrote)
+			}
+			wrote = true
+		}
 		if committed {
 			wrote = true
 			replans = 0
@@ -278,9 +292,9 @@ func (m *Migrator) readApplied(ctx context.Context, pc *pgconn.PgConn, dir Direc
 // under the lock, updated by the step when it committed). committed false with
 // a nil error means: re-plan from the returned versions.
 func (m *Migrator) step(ctx context.Context, rs *runState, w *work, mg *Migration, expect map[int64]string, r *TenantResult, start time.Time, newAttempt bool) (map[int64]string, bool, error) {
-	conn, err := m.pool.Acquire(ctx)
+	conn, err := w.pool.Acquire(ctx)
 	if err != nil {
-		return nil, false, fmt.Errorf("tenant %q: acquiring a connection: %w", w.t.ID, err)
+		return nil, false, fmt.Errorf("tenant %q: acquiring a connection on cluster %q: %w", w.t.ID, w.t.Cluster, err)
 	}
 	defer conn.Release()
 	if mg != nil && (rs.dir == Up && mg.NoTransaction || rs.dir == Down && mg.DownNoTransaction) {
@@ -310,11 +324,18 @@ func (m *Migrator) step(ctx context.Context, rs *runState, w *work, mg *Migratio
 	sql.WriteString(body(rs.dir, mg))
 	sql.WriteString("\n;\n")
 	sql.WriteString(versionSQL(rs.dir, mg))
-	sql.WriteString("; SET LOCAL ROLE NONE; ")
-	sql.WriteString(m.ctlSQL)
-	sql.WriteString(";\n")
-	if err := m.bookkeeping(rs, w, mg, r, start, newAttempt, after, &simpleDB{b: &sql}); err != nil {
-		return nil, false, err
+	params := m.stepParams(rs, w, mg, r, start, newAttempt, after)
+	if w.remote {
+		// The catalog is on the primary: it records the step right after
+		// this commit (recordRemote).
+		sql.WriteString(";\n")
+	} else {
+		sql.WriteString("; SET LOCAL ROLE NONE; ")
+		sql.WriteString(m.ctlSQL)
+		sql.WriteString(";\n")
+		if err := dbsqlc.New(&simpleDB{b: &sql}).RecordMigrationStep(ctx, params); err != nil {
+			return nil, false, err
+		}
 	}
 	sql.WriteString("COMMIT")
 	if m.beforeStep != nil {
@@ -322,6 +343,11 @@ func (m *Migrator) step(ctx context.Context, rs *runState, w *work, mg *Migratio
 	}
 	results, execErr := pc.Exec(ctx, sql.String()).ReadAll()
 	if execErr == nil {
+		if w.remote {
+			if err := m.recordRemote(ctx, w, mg, params); err != nil {
+				return nil, false, err
+			}
+		}
 		m.committed(w, mg, r, start, after)
 		return after, true, nil
 	}
@@ -404,9 +430,12 @@ func (m *Migrator) stepNoTx(ctx context.Context, rs *runState, w *work, mg *Migr
 		delete(after, mg.Version)
 	}
 	b := &pgx.Batch{}
-	if err := m.bookkeeping(rs, w, mg, r, start, newAttempt, after, batchDB{b}); err != nil {
-		kill()
-		return nil, false, err
+	params := m.stepParams(rs, w, mg, r, start, newAttempt, after)
+	if !w.remote {
+		if err := dbsqlc.New(batchDB{b}).RecordMigrationStep(ctx, params); err != nil {
+			kill()
+			return nil, false, err
+		}
 	}
 	b.Queue("COMMIT")
 	b.Queue("RESET ROLE")
@@ -418,23 +447,69 @@ func (m *Migrator) stepNoTx(ctx context.Context, rs *runState, w *work, mg *Migr
 		return nil, false, &MigrationError{Schema: schema, Version: mg.Version, Name: mg.Name, Direction: rs.dir,
 			Err: fmt.Errorf("the migration ran outside a transaction but recording its version failed; the next run re-runs it, so make it idempotent (IF NOT EXISTS): %w", err)}
 	}
+	if w.remote {
+		if err := m.recordRemote(ctx, w, mg, params); err != nil {
+			return nil, false, err
+		}
+	}
 	m.committed(w, mg, r, start, after)
 	return after, true, nil
 }
 
-// bookkeeping writes, through db (which queues or inlines it), the
-// control-plane statement that records step mg: the catalog's schema_version
-// and the ledger row. after is the applied set once the step commits.
-func (m *Migrator) bookkeeping(rs *runState, w *work, mg *Migration, r *TenantResult, start time.Time, newAttempt bool, after map[int64]string, db dbsqlc.DBTX) error {
-	to := current(w.ms, after)
+// stepParams is the control-plane statement that records step mg (nil: no
+// step, only the catalog catching up with the schema): the catalog's
+// schema_version and the ledger row. after is the applied set once the step
+// commits. On the primary it travels in the step's own transaction (inlined
+// or queued); for a tenant on another cluster recordRemote sends it after
+// the step committed there.
+func (m *Migrator) stepParams(rs *runState, w *work, mg *Migration, r *TenantResult, start time.Time, newAttempt bool, after map[int64]string) dbsqlc.RecordMigrationStepParams {
 	state := "running"
 	if next, err := nextStep(rs.dir, w, after); err == nil && next == nil {
 		state = "succeeded"
 	}
-	return dbsqlc.New(db).RecordMigrationStep(context.Background(), dbsqlc.RecordMigrationStepParams{
-		RunID: rs.id, TenantID: string(w.t.ID), State: state, FromVersion: r.From, ToVersion: to,
-		Versions: append(stepVersions(r.Steps), mg.Version), DurationUs: time.Since(start).Microseconds(), NewAttempt: newAttempt,
-	})
+	versions := stepVersions(r.Steps)
+	if mg != nil {
+		versions = append(versions, mg.Version)
+	}
+	return dbsqlc.RecordMigrationStepParams{
+		RunID: rs.id, TenantID: string(w.t.ID), State: state, FromVersion: r.From, ToVersion: current(w.ms, after),
+		Versions: versions, DurationUs: time.Since(start).Microseconds(), NewAttempt: newAttempt,
+	}
+}
+
+// recordRemote records, on the primary, step mg that just committed on
+// tenant w's other cluster. It runs even when ctx is done, to keep the window
+// between the two commits short; if it fails anyway (or the process dies
+// first), the next run finds the catalog behind the schema and catches it up
+// (catchUp) without applying anything again.
+func (m *Migrator) recordRemote(ctx context.Context, w *work, mg *Migration, params dbsqlc.RecordMigrationStepParams) error {
+	err := func() error {
+		if m.afterRemoteCommit != nil {
+			if err := m.afterRemoteCommit(w.t.ID, mg.Version); err != nil {
+				return err
+			}
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		return m.controlTx(rctx, func(q *dbsqlc.Queries) error { return q.RecordMigrationStep(rctx, params) })
+	}()
+	if err != nil {
+		return fmt.Errorf("tenant %q: %s committed on cluster %q but recording it in the catalog failed; the next run catches the catalog up without applying it again: %w", w.t.ID, mg, w.t.Cluster, err)
+	}
+	return nil
+}
+
+// catchUp sets the catalog's schema_version of tenant w (on another cluster)
+// to what its version table says, read under its lock, and records that in
+// the run's ledger row.
+func (m *Migrator) catchUp(ctx context.Context, rs *runState, w *work, r *TenantResult, start time.Time, applied map[int64]string, newAttempt bool) error {
+	params := m.stepParams(rs, w, nil, r, start, newAttempt, applied)
+	if err := m.controlTx(ctx, func(q *dbsqlc.Queries) error { return q.RecordMigrationStep(ctx, params) }); err != nil {
+		return fmt.Errorf("tenant %q: catching the catalog up from version %d to the schema's %d: %w", w.t.ID, r.To, params.ToVersion, err)
+	}
+	r.To = params.ToVersion
+	r.CatalogRepaired = true
+	return nil
 }
 
 // committed updates r after step mg committed.
