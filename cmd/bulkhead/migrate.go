@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,6 +48,36 @@ type migrateFlags struct {
 	failFast, down, all                     bool
 	resume                                  string
 	lockTimeout                             time.Duration
+	primary                                 string
+	clusters                                clusterDSNs
+}
+
+// clusterDSNs is the repeatable -cluster name=DSN flag.
+type clusterDSNs map[string]string
+
+func (c *clusterDSNs) String() string {
+	names := make([]string, 0, len(*c))
+	for n := range *c {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ",")
+}
+
+func (c *clusterDSNs) Set(v string) error {
+	name, dsn, ok := strings.Cut(v, "=")
+	name = strings.TrimSpace(name)
+	if !ok || name == "" || strings.TrimSpace(dsn) == "" {
+		return fmt.Errorf("want name=DSN (the admin DSN of another cluster), got %q", v)
+	}
+	if *c == nil {
+		*c = clusterDSNs{}
+	}
+	if _, dup := (*c)[name]; dup {
+		return fmt.Errorf("cluster %q given twice", name)
+	}
+	(*c)[name] = dsn
+	return nil
 }
 
 func (f *migrateFlags) register(fs *flag.FlagSet) {
@@ -63,6 +94,8 @@ func (f *migrateFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.failFast, "fail-fast", false, "stop at the first failure")
 	fs.StringVar(&f.resume, "resume", "", "continue an interrupted run: its id, or 'last'")
 	fs.DurationVar(&f.lockTimeout, "lock-timeout", migrate.DefaultLockTimeout, "longest wait for a table lock before a tenant fails (it is retried by the next run)")
+	fs.StringVar(&f.primary, "primary-cluster", "default", "name of the cluster of -dsn, which holds the catalog (provision.Config.Cluster)")
+	fs.Var(&f.clusters, "cluster", "name=DSN: admin DSN of another cluster whose tenants to migrate there (repeatable; provision.Config.Clusters)")
 	fs.BoolVar(&f.down, "down", false, "plan: show what down would revert")
 	fs.BoolVar(&f.all, "all", false, "plan, status: list every tenant, not only those behind or failed")
 }
@@ -142,11 +175,29 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return fail("connecting: %v", err)
 	}
 	defer pool.Close()
+	var clusters map[string]*pgxpool.Pool
+	for name, dsn := range f.clusters {
+		ccfg, err := pgxpool.ParseConfig(dsn)
+		if err != nil {
+			return fail("parsing -cluster %s: %v", name, err)
+		}
+		ccfg.MaxConns = pcfg.MaxConns
+		cpool, err := pgxpool.NewWithConfig(ctx, ccfg)
+		if err != nil {
+			return fail("connecting to cluster %q: %v", name, err)
+		}
+		defer cpool.Close()
+		if clusters == nil {
+			clusters = map[string]*pgxpool.Pool{}
+		}
+		clusters[name] = cpool
+	}
 
 	var bar *progressBar
 	cfg := &migrate.Config{
 		ControlSchema: f.control, Naming: tenancy.Naming{Prefix: f.prefix},
 		Parallelism: f.parallel, LockTimeout: f.lockTimeout,
+		Cluster: f.primary, Clusters: clusters,
 	}
 	if sub == "up" || sub == "down" {
 		bar = newProgressBar(stderr)
