@@ -78,6 +78,25 @@
 // tenant is re-planned from the versions read under the lock, which also
 // detects checksum drift and out-of-order migrations.
 //
+// # Several clusters
+//
+// The catalog and the ledger live on the primary cluster, the one of the
+// admin pool given to New (Config.Cluster, default "default"). Tenants
+// placed on other clusters (provision.Config.Clusters) are migrated there
+// when Config.Clusters has an admin pool for their cluster; a tenant whose
+// cluster is unknown fails with an *UnknownClusterError and the run goes on.
+// Such a tenant's step runs as above on its own cluster, advisory lock
+// included, without the control-plane statements; once it has committed,
+// the catalog update and the ledger row are written on the primary in a
+// short transaction of their own. A crash between the two commits leaves the
+// catalog behind the schema (ahead of it, going down). The version table is
+// the truth: the next run in the same direction plans from the catalog, the
+// guard fails, the versions are read under the lock, and the catalog is set
+// from them (TenantResult.CatalogRepaired) without applying anything again.
+// Validate reports the lag meanwhile as a "catalog" problem. Parallelism is
+// sized from the primary's pool; give the other clusters' pools at least as
+// many connections, or workers wait for one.
+//
 // # Tenant-specific migrations
 //
 // Config.Extra gives a tenant (or a group of tenants) extra migrations, merged
