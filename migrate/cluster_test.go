@@ -194,6 +194,20 @@ func TestClusterFanOut(t *testing.T) {
 	val, err = m.Validate(ctx, nil)
 	require.NoError(t, err)
 	require.Empty(t, val.Problems)
+
+	// A migration outside a transaction runs on the tenant's cluster too.
+	noTx := c.migrator(t, with(append(append([]string{}, bump...),
+		"0003_note_index.up.sql", "-- bulkhead:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS items_note ON items (note);")...), nil)
+	res, err = noTx.Up(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, 4, res.Succeeded)
+	for _, id := range ids {
+		require.Equal(t, int64(3), c.versions(t)[id], id)
+		require.Equal(t, []int64{1, 2, 3}, c.appliedOn(t, id), id)
+		var ok bool
+		require.NoError(t, c.on(id).QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", c.schema(t, id)+".items_note").Scan(&ok))
+		require.True(t, ok, id)
+	}
 }
 
 // TestClusterCrashBetweenCommits: a crash after a step committed on the
