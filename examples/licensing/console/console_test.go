@@ -63,8 +63,16 @@ func TestConsoleInChromium(t *testing.T) {
 	t.Parallel()
 	node, err := exec.LookPath("node")
 	require.NoError(t, err, "the console's browser test needs Node.js: apt-get install nodejs npm (Node 18+), then `make console-verify` (npm ci && npm run build in examples/licensing/console)")
-	_, err = os.Stat("node_modules/playwright-core/package.json")
-	require.NoError(t, err, "the console's npm packages are missing: run `make console-verify` (or `npm ci` in examples/licensing/console)")
+	if _, err := os.Stat("node_modules/playwright-core/package.json"); err != nil {
+		// A fresh clone: install the locked packages (the npm registry only;
+		// no browser is downloaded, playwright-core ships none).
+		npm, err := exec.LookPath("npm")
+		require.NoError(t, err, "the console's browser test needs npm to install its packages: apt-get install npm")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund").CombinedOutput()
+		require.NoError(t, err, "npm ci in examples/licensing/console failed:\n%s", out)
+	}
 	_, err = os.Stat(chromiumPath())
 	require.NoError(t, err, "the console's browser test needs Chromium at /usr/bin/chromium (apt-get install chromium) or $CHROMIUM; no browser is downloaded")
 
