@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -131,21 +132,7 @@ func (s *Server) listBrands(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 }
 
 func (s *Server) getBrand(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	id, ok := parseUUID(r.PathValue("id"))
-	if !ok {
-		s.fail(w, r, rc, errNotFound)
-		return
-	}
-	var b licensingdb.Brand
-	err := s.store.Read(r.Context(), rc.Tenant, func(db licensingdb.DBTX) (err error) {
-		b, err = licensingdb.New(db).GetBrand(r.Context(), id)
-		return err
-	})
-	if err != nil {
-		s.fail(w, r, rc, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, b)
+	readByID(s, w, r, rc, (*licensingdb.Queries).GetBrand)
 }
 
 func (s *Server) patchBrand(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -309,21 +296,7 @@ func (s *Server) listLicensees(w http.ResponseWriter, r *http.Request, rc *reqCt
 }
 
 func (s *Server) getLicensee(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	id, ok := parseUUID(r.PathValue("id"))
-	if !ok {
-		s.fail(w, r, rc, errNotFound)
-		return
-	}
-	var l licensingdb.Licensee
-	err := s.store.Read(r.Context(), rc.Tenant, func(db licensingdb.DBTX) (err error) {
-		l, err = licensingdb.New(db).GetLicensee(r.Context(), id)
-		return err
-	})
-	if err != nil {
-		s.fail(w, r, rc, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, l)
+	readByID(s, w, r, rc, (*licensingdb.Queries).GetLicensee)
 }
 
 func (s *Server) patchLicensee(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -552,21 +525,7 @@ func (s *Server) listAgreements(w http.ResponseWriter, r *http.Request, rc *reqC
 }
 
 func (s *Server) getAgreement(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	id, ok := parseUUID(r.PathValue("id"))
-	if !ok {
-		s.fail(w, r, rc, errNotFound)
-		return
-	}
-	var a licensingdb.Agreement
-	err := s.store.Read(r.Context(), rc.Tenant, func(db licensingdb.DBTX) (err error) {
-		a, err = licensingdb.New(db).GetAgreement(r.Context(), id)
-		return err
-	})
-	if err != nil {
-		s.fail(w, r, rc, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, a)
+	readByID(s, w, r, rc, (*licensingdb.Queries).GetAgreement)
 }
 
 // patchAgreement edits the terms of a draft or rejected agreement, if the
@@ -736,21 +695,7 @@ func (s *Server) listAgreementApprovals(w http.ResponseWriter, r *http.Request, 
 }
 
 func (s *Server) getApproval(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	id, ok := parseUUID(r.PathValue("id"))
-	if !ok {
-		s.fail(w, r, rc, errNotFound)
-		return
-	}
-	var a licensingdb.Approval
-	err := s.store.Read(r.Context(), rc.Tenant, func(db licensingdb.DBTX) (err error) {
-		a, err = licensingdb.New(db).GetApproval(r.Context(), id)
-		return err
-	})
-	if err != nil {
-		s.fail(w, r, rc, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, a)
+	readByID(s, w, r, rc, (*licensingdb.Queries).GetApproval)
 }
 
 type decisionInput struct {
@@ -912,4 +857,24 @@ func (s *Server) expiringAgreements(w http.ResponseWriter, r *http.Request, rc *
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": out})
+}
+
+// readByID answers GET .../{id} through the tenant's scoped handle. A
+// malformed id, an unknown id and another tenant's id all give the same 404.
+func readByID[T any](s *Server, w http.ResponseWriter, r *http.Request, rc *reqCtx, get func(*licensingdb.Queries, context.Context, pgtype.UUID) (T, error)) {
+	id, ok := parseUUID(r.PathValue("id"))
+	if !ok {
+		s.fail(w, r, rc, errNotFound)
+		return
+	}
+	var v T
+	err := s.store.Read(r.Context(), rc.Tenant, func(db licensingdb.DBTX) (err error) {
+		v, err = get(licensingdb.New(db), r.Context(), id)
+		return err
+	})
+	if err != nil {
+		s.fail(w, r, rc, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }
