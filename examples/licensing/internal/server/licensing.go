@@ -114,21 +114,15 @@ func (s *Server) listBrands(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 	if fe.bad(w) {
 		return
 	}
-	out := list[licensingdb.Brand]{Limit: limit, Offset: offset}
-	err := s.store.Read(r.Context(), rc.Tenant, func(db licensingdb.DBTX) (err error) {
-		qs := licensingdb.New(db)
+	respondRead(s, w, r, rc, func(qs *licensingdb.Queries) (out list[licensingdb.Brand], err error) {
+		out = list[licensingdb.Brand]{Limit: limit, Offset: offset}
 		f := licensingdb.ListBrandsParams{Status: status, NamePrefix: optional(q, "name_prefix"), Limit: limit, Offset: offset}
 		if out.Items, err = qs.ListBrands(r.Context(), f); err != nil {
-			return err
+			return out, err
 		}
 		out.Total, err = qs.CountBrands(r.Context(), licensingdb.CountBrandsParams{Status: f.Status, NamePrefix: f.NamePrefix})
-		return err
+		return out, err
 	})
-	if err != nil {
-		s.fail(w, r, rc, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) getBrand(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -278,21 +272,15 @@ func (s *Server) listLicensees(w http.ResponseWriter, r *http.Request, rc *reqCt
 	if fe.bad(w) {
 		return
 	}
-	out := list[licensingdb.Licensee]{Limit: limit, Offset: offset}
-	err := s.store.Read(r.Context(), rc.Tenant, func(db licensingdb.DBTX) (err error) {
-		qs := licensingdb.New(db)
+	respondRead(s, w, r, rc, func(qs *licensingdb.Queries) (out list[licensingdb.Licensee], err error) {
+		out = list[licensingdb.Licensee]{Limit: limit, Offset: offset}
 		f := licensingdb.ListLicenseesParams{Status: status, Country: country, NamePrefix: optional(q, "name_prefix"), Limit: limit, Offset: offset}
 		if out.Items, err = qs.ListLicensees(r.Context(), f); err != nil {
-			return err
+			return out, err
 		}
 		out.Total, err = qs.CountLicensees(r.Context(), licensingdb.CountLicenseesParams{Status: f.Status, Country: f.Country, NamePrefix: f.NamePrefix})
-		return err
+		return out, err
 	})
-	if err != nil {
-		s.fail(w, r, rc, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) getLicensee(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -508,20 +496,14 @@ func (s *Server) listAgreements(w http.ResponseWriter, r *http.Request, rc *reqC
 	if fe.bad(w) {
 		return
 	}
-	out := list[licensingdb.Agreement]{Limit: limit, Offset: offset}
-	err := s.store.Read(r.Context(), rc.Tenant, func(db licensingdb.DBTX) (err error) {
-		qs := licensingdb.New(db)
+	respondRead(s, w, r, rc, func(qs *licensingdb.Queries) (out list[licensingdb.Agreement], err error) {
+		out = list[licensingdb.Agreement]{Limit: limit, Offset: offset}
 		if out.Items, err = qs.ListAgreements(r.Context(), f); err != nil {
-			return err
+			return out, err
 		}
 		out.Total, err = qs.CountAgreements(r.Context(), licensingdb.CountAgreementsParams{Status: f.Status, BrandID: f.BrandID, LicenseeID: f.LicenseeID, Territory: f.Territory})
-		return err
+		return out, err
 	})
-	if err != nil {
-		s.fail(w, r, rc, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) getAgreement(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -677,21 +659,13 @@ func (s *Server) listAgreementApprovals(w http.ResponseWriter, r *http.Request, 
 		s.fail(w, r, rc, errNotFound)
 		return
 	}
-	var out []licensingdb.Approval
-	err := s.store.Read(r.Context(), rc.Tenant, func(db licensingdb.DBTX) error {
-		q := licensingdb.New(db)
+	respondRead(s, w, r, rc, func(q *licensingdb.Queries) (map[string]any, error) {
 		if _, err := q.GetAgreement(r.Context(), id); err != nil {
-			return err
+			return nil, err
 		}
-		var err error
-		out, err = q.ListApprovalsByAgreement(r.Context(), id)
-		return err
+		out, err := q.ListApprovalsByAgreement(r.Context(), id)
+		return map[string]any{"items": out}, err
 	})
-	if err != nil {
-		s.fail(w, r, rc, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": out})
 }
 
 func (s *Server) getApproval(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -847,16 +821,10 @@ func (s *Server) expiringAgreements(w http.ResponseWriter, r *http.Request, rc *
 	if fe.bad(w) {
 		return
 	}
-	var out []licensingdb.Agreement
-	err := s.store.Read(r.Context(), rc.Tenant, func(db licensingdb.DBTX) (err error) {
-		out, err = licensingdb.New(db).ListExpiringAgreements(r.Context(), licensingdb.ListExpiringAgreementsParams{Before: before, Limit: limit})
-		return err
+	respondRead(s, w, r, rc, func(q *licensingdb.Queries) (map[string]any, error) {
+		out, err := q.ListExpiringAgreements(r.Context(), licensingdb.ListExpiringAgreementsParams{Before: before, Limit: limit})
+		return map[string]any{"items": out}, err
 	})
-	if err != nil {
-		s.fail(w, r, rc, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": out})
 }
 
 // readByID answers GET .../{id} through the tenant's scoped handle. A
@@ -867,9 +835,15 @@ func readByID[T any](s *Server, w http.ResponseWriter, r *http.Request, rc *reqC
 		s.fail(w, r, rc, errNotFound)
 		return
 	}
+	respondRead(s, w, r, rc, func(q *licensingdb.Queries) (T, error) { return get(q, r.Context(), id) })
+}
+
+// respondRead runs read on the tenant's scoped handle and answers with its
+// result as JSON, or with the error as fail maps it (404, 409, 500...).
+func respondRead[T any](s *Server, w http.ResponseWriter, r *http.Request, rc *reqCtx, read func(*licensingdb.Queries) (T, error)) {
 	var v T
 	err := s.store.Read(r.Context(), rc.Tenant, func(db licensingdb.DBTX) (err error) {
-		v, err = get(licensingdb.New(db), r.Context(), id)
+		v, err = read(licensingdb.New(db))
 		return err
 	})
 	if err != nil {
