@@ -385,6 +385,24 @@ func (p *Provisioner) initCatalogHardening(ctx context.Context, tx pgx.Tx, rep *
 			return err
 		}
 	}
+	// The router switches with set_config as the gateway (one prepared
+	// statement instead of three SETs); tenant roles still cannot call it.
+	gw := p.cfg.GatewayRole
+	var gwCan bool
+	if err := tx.QueryRow(ctx, `SELECT has_function_privilege(r.oid, 'pg_catalog.set_config(text,text,boolean)', 'EXECUTE')
+		FROM pg_roles r WHERE r.rolname = $1`, gw).Scan(&gwCan); err != nil {
+		return fmt.Errorf("checking the gateway's EXECUTE on set_config: %w", err)
+	}
+	if gwCan {
+		rep.add("gateway may execute set_config", InPlace, "")
+	} else {
+		stmt := "GRANT EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) TO " + quote(gw)
+		if err := try(ctx, tx, stmt); err != nil {
+			rep.add("gateway may execute set_config", NotApplied, "needs a superuser: %s (%v); the router falls back to SET statements, which cost more", stmt, err)
+		} else {
+			rep.add("gateway may execute set_config", Applied, "%s", stmt)
+		}
+	}
 	var unpinned []string
 	rows, err := tx.Query(ctx, `SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 		WHERE n.nspname = $1 AND p.prosecdef

@@ -82,6 +82,15 @@ type Config struct {
 	// health checks until they are used again. -1 means the pool's MaxConns.
 	// Default: 0, none (every idle connection stays in the pool).
 	Affinity int
+	// StatementCacheSize bounds, per gateway connection, the prepared
+	// statements DB keeps: one per tenant and SQL text, so that a statement
+	// is planned once under its tenant's search_path and never re-planned
+	// for another tenant (see stmtcache.go). Each costs the server a few
+	// kilobytes of backend memory (docs/BENCHMARKS.md). -1 disables the
+	// cache: DB then sends unnamed statements, as it must behind a
+	// transaction-pooling proxy that does not track prepared statements
+	// (TxLocal behind PgBouncer before 1.21). Default: 256.
+	StatementCacheSize int
 	// Tracer receives acquire events, and release and query events when it
 	// also implements ReleaseTracer or QueryTracer. Default: none.
 	Tracer Tracer
@@ -130,6 +139,9 @@ func (c *Config) withDefaults(poolMax int32) *Config {
 	if out.StatusTTL == 0 {
 		out.StatusTTL = time.Second
 	}
+	if out.StatementCacheSize == 0 {
+		out.StatementCacheSize = 256
+	}
 	if out.StatusCacheSize == 0 {
 		out.StatusCacheSize = 100_000
 	}
@@ -169,6 +181,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("router: Config.StatusTTL is negative")
 	case c.StatusCacheSize < 0:
 		return fmt.Errorf("router: Config.StatusCacheSize is negative")
+	case c.StatementCacheSize < -1:
+		return fmt.Errorf("router: Config.StatementCacheSize is negative (other than -1)")
 	case c.MaxConnsPerTenant < 0:
 		return fmt.Errorf("router: Config.MaxConnsPerTenant is negative")
 	case c.Affinity < 0:

@@ -57,6 +57,7 @@ func (r *Router) Acquire(ctx context.Context, id tenancy.ID) (*Conn, error) {
 	switched := false
 	if err == nil {
 		c.start = start
+		c.st.clean = false // the caller may run anything on it
 		if switched, err = c.switchSession(ctx); err != nil {
 			c.poisoned = true
 			c.Release()
@@ -93,6 +94,9 @@ func (c *Conn) switchSession(ctx context.Context) (bool, error) {
 	st.key, st.tenant = "", "" // unknown until verified
 	var b strings.Builder
 	if reset {
+		if st.stmts != nil {
+			st.stmts.clear() // resetSQL runs DEALLOCATE ALL
+		}
 		b.WriteString(resetSQL)
 		b.WriteString("; ")
 	}

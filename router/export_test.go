@@ -10,9 +10,10 @@ func CorruptGatewayForTest(r *Router) {
 	}
 }
 
-// FailResetForTest makes the SessionRole pipelined reset fail (instead of
-// DISCARD ALL it runs a failing statement) until the returned func is called.
+// FailResetForTest makes the SessionRole pipelined resets fail (instead of
+// DISCARD ALL, and of RESET ALL on sessions that prepare it from now on, they
+// run a failing statement) until the returned func is called.
 func FailResetForTest() (restore func()) {
-	discardSQL = "SELECT 1/0"
-	return func() { discardSQL = "DISCARD ALL" }
+	discardSQL, lightResetSQL = "SELECT 1/0", "SELECT 1/0"
+	return func() { discardSQL, lightResetSQL = "DISCARD ALL", "RESET ALL" }
 }

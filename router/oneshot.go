@@ -99,22 +99,26 @@ const verifySQL = "SELECT current_user::text, session_user::text, " +
 	"CASE WHEN current_user = $1 AND session_user = $2 THEN 0 " +
 	"ELSE ('bulkhead: session verification failed for ' || current_user || '/' || session_user)::int END"
 
-// switchSurvives reports whether a SessionRole switch pipelined before a
-// statement that succeeded with command tag tag is still in force: a
-// statement that ends the pipeline's transaction (ROLLBACK, COMMIT, CALL or
-// DO with transaction control), begins one, or changes session state undoes
-// or alters the switch, and so does a failing one. Only plain DML and
-// queries, which cannot end a transaction, keep it; after anything else the
-// session is marked dirty and reset on its next checkout.
-func switchSurvives(tag pgconn.CommandTag) bool {
-	return tag.Select() || tag.Insert() || tag.Update() || tag.Delete() || strings.HasPrefix(tag.String(), "MERGE")
-}
-
 // oneShot checks a connection out for tenant id and sends sql, with the
 // switch or the transaction prologue in the same round trip when needed.
 func (r *Router) oneShot(ctx context.Context, id tenancy.ID, sql string, args []any) (*oneRows, error) {
+	return r.oneShotRetry(ctx, id, sql, args, 2)
+}
+
+func (r *Router) oneShotRetry(ctx context.Context, id tenancy.ID, sql string, args []any, retries int) (*oneRows, error) {
 	if r.cfg.Mode != SessionRole && r.cfg.Mode != TxLocal {
 		return nil, ErrWrongMode
+	}
+	local := r.cfg.Mode == TxLocal
+	fast := r.cfg.StatementCacheSize > 0 && !r.noSetConfig.Load() && plainArgs(args)
+	if fast && local {
+		// Named statements do not survive a transaction-pooling proxy that
+		// hands each transaction another server connection.
+		pooled, err := r.txPooler(ctx)
+		if err != nil {
+			return nil, err
+		}
+		fast = !pooled
 	}
 	start := time.Now()
 	c, err := r.checkout(ctx, id)
@@ -123,16 +127,21 @@ func (r *Router) oneShot(ctx context.Context, id tenancy.ID, sql string, args []
 		return nil, err
 	}
 	c.start = start
+	retry := func(rows *oneRows, err error) (*oneRows, error) {
+		if (errors.Is(err, errRetrySwitch) || errors.Is(err, errRetryPlan)) && retries > 0 {
+			return r.oneShotRetry(ctx, id, sql, args, retries-1)
+		}
+		return rows, err
+	}
+	if fast {
+		return retry(c.fastPipeline(ctx, sql, args, local))
+	}
 	t, st := c.tenant, c.st
-	if r.cfg.Mode == TxLocal {
+	if local {
 		if !plainArgs(args) {
 			return c.inLocalTx(ctx, sql, args)
 		}
-		rows, err := c.pipeline(ctx, sql, args, true)
-		if errors.Is(err, errRetrySwitch) {
-			return r.oneShot(ctx, id, sql, args)
-		}
-		return rows, err
+		return retry(c.pipeline(ctx, sql, args, true))
 	}
 	if st.key == t.Key && !st.dirty && st.version.Equal(t.UpdatedAt) {
 		// The common case with affinity: the session already serves t.
@@ -163,11 +172,7 @@ func (r *Router) oneShot(ctx context.Context, id tenancy.ID, sql string, args []
 		}
 		return &oneRows{Rows: rows, c: c}, nil
 	}
-	rows, err := c.pipeline(ctx, sql, args, false)
-	if errors.Is(err, errRetrySwitch) {
-		return r.oneShot(ctx, id, sql, args)
-	}
-	return rows, err
+	return retry(c.pipeline(ctx, sql, args, false))
 }
 
 // errRetrySwitch asks oneShot to retry once after falling back from
@@ -207,6 +212,12 @@ func (c *Conn) pipeline(ctx context.Context, sql string, args []any, local bool)
 		return nil, err
 	}
 	reset := st.dirty || (st.key != "" && st.key != t.Key)
+	// This path does not track what its statements leave behind: the next
+	// tenant change fully resets the session.
+	st.clean = false
+	if reset && st.stmts != nil {
+		st.stmts.clear() // DISCARD ALL and the reset statements deallocate all
+	}
 	// As in Begin: in TxLocal a checkout "switches" when the tenant changes.
 	switched := !local || st.key != t.Key
 	// Unknown until verified: if anything below fails, the next checkout
@@ -402,6 +413,7 @@ type oneRows struct {
 	p     *pgconn.Pipeline // nil when nothing was pipelined
 	tx    pgx.Tx           // TxLocal without pipelining: committed on Close
 	local bool
+	fast  bool  // sent by fastPipeline: no COMMIT to read, state set on Close
 	err   error // from finishing the pipeline (TxLocal COMMIT)
 	done  bool
 	sql   string
@@ -445,7 +457,7 @@ func (o *oneRows) Close() {
 	}
 	c, t, st := o.c, o.c.tenant, o.c.st
 	stmtErr := o.Rows.Err()
-	if o.local && stmtErr == nil {
+	if o.local && !o.fast && stmtErr == nil {
 		// COMMIT's result.
 		res, err := o.p.GetResults()
 		if err == nil {
@@ -480,7 +492,7 @@ func (o *oneRows) Close() {
 	if err := o.p.Close(); err != nil {
 		c.poisoned = true
 	}
-	if !o.local && stmtErr == nil && o.err == nil && switchSurvives(o.Rows.CommandTag()) {
+	if (!o.local || o.fast) && stmtErr == nil && o.err == nil && trusted(o.Rows.CommandTag(), o.Rows.FieldDescriptions()) {
 		st.key, st.version, st.tenant, st.dirty = t.Key, t.UpdatedAt, t.ID, false
 	}
 	if qt := c.r.queryTracer; qt != nil {

@@ -60,6 +60,17 @@ func (r *Router) Check(ctx context.Context) error {
 	return r.checkPooler(ctx)
 }
 
+// txPooler reports whether a TxLocal router's DSN leads to a transaction
+// pooler (the same detection, run once), in which case DB sends unnamed
+// statements only.
+func (r *Router) txPooler(ctx context.Context) (bool, error) {
+	err := r.checkPooler(ctx)
+	if errors.Is(err, ErrTransactionPooler) {
+		return true, nil
+	}
+	return false, err
+}
+
 // checkPooler runs the detection once per router. The fast path, taken on
 // every checkout, is one atomic load.
 func (r *Router) checkPooler(ctx context.Context) error {

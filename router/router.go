@@ -66,6 +66,16 @@ type connState struct {
 	// outcome was not confirmed): the next checkout resets it, whatever tenant
 	// it is for.
 	dirty bool
+	// clean says that since its last full reset the session has run only
+	// the router's own statements and DB statements whose command tags show
+	// they could change nothing but GUC values and advisory locks (see
+	// trusted in oneshot.go). A clean session changes tenant with the light
+	// reset (RESET ALL, RESET ROLE, pg_advisory_unlock_all) and keeps its
+	// statement cache; any other checkout (Acquire, Begin, InTx) makes it
+	// unclean until the next full reset.
+	clean bool
+	// stmts is DB's statement cache (stmtcache.go); nil when disabled.
+	stmts *stmtCache
 }
 
 // New returns a router over a pool of connections to dsn, made as the gateway
@@ -165,9 +175,19 @@ func (r *Router) afterConnect(ctx context.Context, conn *pgx.Conn) error {
 		return err
 	}
 	r.mu.Lock()
-	r.conns[conn] = &connState{gateway: conn.PgConn().ParameterStatus("session_authorization")}
+	r.conns[conn] = r.newState(conn)
 	r.mu.Unlock()
 	return nil
+}
+
+// newState is what the router knows about a new connection: nothing has run
+// on it yet.
+func (r *Router) newState(conn *pgx.Conn) *connState {
+	st := &connState{gateway: conn.PgConn().ParameterStatus("session_authorization"), clean: true}
+	if r.cfg.StatementCacheSize > 0 {
+		st.stmts = newStmtCache(r.cfg.StatementCacheSize)
+	}
+	return st
 }
 
 func (r *Router) forget(conn *pgx.Conn) {
@@ -181,7 +201,7 @@ func (r *Router) state(conn *pgx.Conn) *connState {
 	defer r.mu.Unlock()
 	st, ok := r.conns[conn]
 	if !ok {
-		st = &connState{gateway: conn.PgConn().ParameterStatus("session_authorization")}
+		st = r.newState(conn)
 		r.conns[conn] = st
 	}
 	return st

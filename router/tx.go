@@ -89,7 +89,11 @@ func (r *Router) BeginTx(ctx context.Context, id tenancy.ID, opts pgx.TxOptions)
 func (c *Conn) beginLocal(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
 	t, st := c.tenant, c.st
 	var b strings.Builder
+	st.clean = false // the caller may run anything in the transaction
 	if st.dirty || (st.key != "" && st.key != t.Key) {
+		if st.stmts != nil {
+			st.stmts.clear() // resetSQL runs DEALLOCATE ALL
+		}
 		// The reset commits on its own before BEGIN, so a rollback of the
 		// tenant's transaction cannot undo it.
 		b.WriteString(resetSQL)
