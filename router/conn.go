@@ -22,6 +22,10 @@ import (
 // in a multi-statement string, which would cost a round trip of its own.
 const resetSQL = "CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; DEALLOCATE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL"
 
+// lightResetSimpleSQL is the light reset (fastpath.go) as one simple-protocol
+// string, for sessions that only ran trusted DB statements.
+const lightResetSimpleSQL = "RESET ALL; RESET ROLE; SELECT pg_advisory_unlock_all()"
+
 // Conn is a pooled connection scoped to one tenant: unqualified names resolve
 // to the tenant's schema and only the tenant's privileges apply. It satisfies
 // the DBTX interface sqlc generates, so generated queries run on it unchanged.
@@ -57,8 +61,9 @@ func (r *Router) Acquire(ctx context.Context, id tenancy.ID) (*Conn, error) {
 	switched := false
 	if err == nil {
 		c.start = start
+		switched, err = c.switchSession(ctx)
 		c.st.clean = false // the caller may run anything on it
-		if switched, err = c.switchSession(ctx); err != nil {
+		if err != nil {
 			c.poisoned = true
 			c.Release()
 			err = r.switchFailed(ctx, id, err)
@@ -93,7 +98,12 @@ func (c *Conn) switchSession(ctx context.Context) (bool, error) {
 	reset := st.dirty || (st.key != "" && st.key != t.Key)
 	st.key, st.tenant = "", "" // unknown until verified
 	var b strings.Builder
-	if reset {
+	if reset && st.clean && !st.dirty {
+		// Only DB statements with trusted tags ran: the light reset is
+		// enough, and keeps DB's statement cache (fastpath.go).
+		b.WriteString(lightResetSimpleSQL)
+		b.WriteString("; ")
+	} else if reset {
 		if st.stmts != nil {
 			st.stmts.clear() // resetSQL runs DEALLOCATE ALL
 		}

@@ -84,6 +84,22 @@ func TestDBLightResetHygiene(t *testing.T) {
 				require.False(t, leaked, "%s survived the switch from A to B", p.name)
 				_, kept := cachedCount(t, r, b.ID, marker)
 				require.Equal(t, 1, kept, "A's cached statement must survive a light reset")
+
+				// The same through Acquire (SessionRole) or InTx (TxLocal),
+				// whose switch also takes the light reset after DB.
+				_, err = r.DB(a.ID).Exec(ctx, p.plant)
+				require.NoError(t, err, p.plant)
+				probe := func(q pgx.Row) {
+					require.NoError(t, q.Scan(&leaked, &user))
+					require.Equal(t, b.Role, user)
+					require.False(t, leaked, "%s survived the switch from A to B's checkout", p.name)
+				}
+				q := "SELECT (" + p.probe + "), current_user"
+				if mode == router.TxLocal {
+					require.NoError(t, r.InTx(ctx, b.ID, func(tx pgx.Tx) error { probe(tx.QueryRow(ctx, q)); return nil }))
+				} else {
+					withConn(t, r, b.ID, func(c *router.Conn) { probe(c.QueryRow(ctx, q)) })
+				}
 			})
 		}
 	}

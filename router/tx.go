@@ -89,8 +89,14 @@ func (r *Router) BeginTx(ctx context.Context, id tenancy.ID, opts pgx.TxOptions)
 func (c *Conn) beginLocal(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
 	t, st := c.tenant, c.st
 	var b strings.Builder
+	wasClean := st.clean
 	st.clean = false // the caller may run anything in the transaction
-	if st.dirty || (st.key != "" && st.key != t.Key) {
+	if !st.dirty && wasClean && st.key != "" && st.key != t.Key {
+		// Only DB statements with trusted tags ran: the light reset is
+		// enough, and keeps DB's statement cache (fastpath.go).
+		b.WriteString(lightResetSimpleSQL)
+		b.WriteString("; COMMIT; ")
+	} else if st.dirty || (st.key != "" && st.key != t.Key) {
 		if st.stmts != nil {
 			st.stmts.clear() // resetSQL runs DEALLOCATE ALL
 		}
