@@ -55,6 +55,7 @@ func run() error {
 	workers := flag.Int("create-workers", 1, "concurrent provision.Create calls while growing")
 	load := flag.Bool("load", true, "run the routing load tables")
 	loadAtF := flag.String("load-at", "", "comma-separated tenant counts at which to run the load tables (default: every count in -tenants)")
+	stmtMem := flag.Bool("stmtmem", true, "measure the backend memory of DB's statement cache (one prepared statement per tenant)")
 	scale := flag.Bool("scale", true, "measure first-query latency on fresh and just-invalidated backends, and backend memory")
 	dsn := flag.String("dsn", os.Getenv("BULKHEAD_TEST_DSN"), "existing server (superuser); default: a throwaway local server")
 	flag.Parse()
@@ -113,6 +114,11 @@ func run() error {
 		if *scale {
 			if err := scaleTable(ctx, env, n); err != nil {
 				return fmt.Errorf("scale: %w", err)
+			}
+		}
+		if *stmtMem {
+			if err := stmtMemTable(ctx, env, n); err != nil {
+				return fmt.Errorf("statement memory: %w", err)
 			}
 		}
 		if !*load || !slices.Contains(loadAt, n) {
@@ -314,5 +320,19 @@ func scaleTable(ctx context.Context, env *routebench.Env, n int) error {
 		fmt.Printf("| %d tenants | %.1f MB | %.1f MB |\n", k, float64(before)/1e6, float64(after)/1e6)
 	}
 	fmt.Println()
+	return nil
+}
+
+// stmtMemTable prints what one cached statement per tenant costs a backend
+// (router.Config.StatementCacheSize bounds how many a connection keeps).
+func stmtMemTable(ctx context.Context, env *routebench.Env, n int) error {
+	k := min(n, 256)
+	touched, prepared, err := env.StatementMemory(ctx, k)
+	if err != nil {
+		return err
+	}
+	fmt.Println("| statement cache (pg_backend_memory_contexts) | tenants | after touching one table each | after one prepared point select each | per statement |")
+	fmt.Println("|---|---|---|---|---|")
+	fmt.Printf("| superuser backend | %d | %.1f MB | %.1f MB | %.1f KB |\n\n", k, float64(touched)/1e6, float64(prepared)/1e6, float64(prepared-touched)/float64(k)/1e3)
 	return nil
 }
