@@ -39,18 +39,23 @@
 // # Single statements: DB
 //
 // r.DB(id) is a handle that checks a connection out for each statement and
-// satisfies the same DBTX interface (licensingdb.New(r.DB(id))). When the
-// connection does not serve the tenant yet, the switch travels in the same
-// network write as the statement: in SessionRole, DISCARD ALL in a segment of
-// its own, then one statement that switches role, search_path and
-// statement_timeout with set_config and raises unless the session was reset
-// and the session user is the gateway, then the caller's statement; in
-// TxLocal, the reset (when the tenant changes), BEGIN, the same switch with
-// is_local, the statement and COMMIT. Any error before the caller's statement
-// makes the server skip it; the connection is then destroyed and no rows are
-// returned. A statement that fails or ends the pipeline's transaction undoes
-// the switch, and the session is reset on its next checkout. Statements use
-// the extended protocol: one statement per call.
+// satisfies the same DBTX interface (licensingdb.New(r.DB(id))). It is the
+// fast path: one round trip per statement, carrying whatever reset and switch
+// the session needs, and the caller's statement prepared once per tenant, SQL
+// text and connection (Config.StatementCacheSize) and then only bound and
+// executed. A session that has only run DB statements with trusted command
+// tags changes tenant with a light reset (RESET ALL, RESET ROLE, and
+// pg_advisory_unlock_all in the switch); anything else gets DISCARD ALL
+// (SessionRole) or the full reset statements (TxLocal) first. The switch is a
+// prepared set_config statement that raises unless the session is back at the
+// gateway; any error before the caller's statement makes the server skip it,
+// the connection is then destroyed and no rows are returned. In TxLocal the
+// pipeline is one implicit transaction (set_config with is_local, no BEGIN or
+// COMMIT); behind a transaction pooler DB falls back to unnamed statements. A
+// statement that fails or ends the transaction undoes the switch, and the
+// session is fully reset on its next checkout. Statements use the extended
+// protocol: one statement per call. fastpath.go and stmtcache.go explain why
+// each piece is safe.
 //
 // # Affinity
 //
@@ -64,9 +69,10 @@
 //
 // pgx caches statements by SQL text, and after a switch the same text means
 // another tenant's tables. The router therefore runs the gateway pool with
-// pgx's statement and description caches disabled and
-// pgx.QueryExecModeExec: one round trip per query, no named server-side
-// statement that could outlive a tenant.
+// pgx's statement and description caches disabled and pgx.QueryExecModeExec
+// for Acquire and transactions. DB keeps its own cache instead, keyed by
+// tenant and SQL text: each statement is planned under its tenant's
+// search_path and only ever executed for that tenant.
 //
 // # Failing closed
 //
