@@ -133,7 +133,7 @@ func (r *Router) oneShotRetry(ctx context.Context, id tenancy.ID, sql string, ar
 		}
 		return rows, err
 	}
-	if fast {
+	if fast && c.st.stmts != nil { // nil on connections made without a cache
 		return retry(c.fastPipeline(ctx, sql, args, local))
 	}
 	t, st := c.tenant, c.st
