@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/bulkhead-go/bulkhead/examples/licensing/licensingdb"
+	"github.com/bulkhead-go/bulkhead/tenancy"
 )
 
 // The licensing API. Every handler runs its queries through the sqlc
@@ -821,7 +822,7 @@ func (s *Server) expiringAgreements(w http.ResponseWriter, r *http.Request, rc *
 	if fe.bad(w) {
 		return
 	}
-	respondRead(s, w, r, rc, func(q *licensingdb.Queries) (map[string]any, error) {
+	respondOne(s, w, r, rc, func(q *licensingdb.Queries) (map[string]any, error) {
 		out, err := q.ListExpiringAgreements(r.Context(), licensingdb.ListExpiringAgreementsParams{Before: before, Limit: limit})
 		return map[string]any{"items": out}, err
 	})
@@ -835,14 +836,25 @@ func readByID[T any](s *Server, w http.ResponseWriter, r *http.Request, rc *reqC
 		s.fail(w, r, rc, errNotFound)
 		return
 	}
-	respondRead(s, w, r, rc, func(q *licensingdb.Queries) (T, error) { return get(q, r.Context(), id) })
+	respondOne(s, w, r, rc, func(q *licensingdb.Queries) (T, error) { return get(q, r.Context(), id) })
+}
+
+// respondOne is respondRead for a read of exactly one statement, served by
+// the router's single-statement fast path (Store.ReadOne).
+func respondOne[T any](s *Server, w http.ResponseWriter, r *http.Request, rc *reqCtx, read func(*licensingdb.Queries) (T, error)) {
+	respond(s, w, r, rc, s.store.ReadOne, read)
 }
 
 // respondRead runs read on the tenant's scoped handle and answers with its
 // result as JSON, or with the error as fail maps it (404, 409, 500...).
 func respondRead[T any](s *Server, w http.ResponseWriter, r *http.Request, rc *reqCtx, read func(*licensingdb.Queries) (T, error)) {
+	respond(s, w, r, rc, s.store.Read, read)
+}
+
+func respond[T any](s *Server, w http.ResponseWriter, r *http.Request, rc *reqCtx,
+	via func(context.Context, tenancy.ID, func(licensingdb.DBTX) error) error, read func(*licensingdb.Queries) (T, error)) {
 	var v T
-	err := s.store.Read(r.Context(), rc.Tenant, func(db licensingdb.DBTX) (err error) {
+	err := via(r.Context(), rc.Tenant, func(db licensingdb.DBTX) (err error) {
 		v, err = read(licensingdb.New(db))
 		return err
 	})

@@ -18,6 +18,9 @@ import (
 type Store interface {
 	// Read runs fn on a handle scoped to tenant id.
 	Read(ctx context.Context, id tenancy.ID, fn func(licensingdb.DBTX) error) error
+	// ReadOne is Read for fn that runs exactly one statement: the router
+	// serves it through router.DB, its fast path.
+	ReadOne(ctx context.Context, id tenancy.ID, fn func(licensingdb.DBTX) error) error
 	// Write runs fn in a transaction scoped to tenant id and commits it if fn
 	// returns nil.
 	Write(ctx context.Context, id tenancy.ID, fn func(pgx.Tx) error) error
@@ -39,6 +42,15 @@ func (s RouterStore) Read(ctx context.Context, id tenancy.ID, fn func(licensingd
 	}
 	defer c.Release()
 	return fn(c)
+}
+
+// ReadOne implements Store: router.DB, which pipelines the switch with the
+// statement and keeps it prepared for the tenant.
+func (s RouterStore) ReadOne(ctx context.Context, id tenancy.ID, fn func(licensingdb.DBTX) error) error {
+	if m := s.R.Mode(); m != router.SessionRole && m != router.TxLocal {
+		return s.Read(ctx, id, fn)
+	}
+	return fn(s.R.DB(id))
 }
 
 // Write implements Store.
@@ -68,6 +80,11 @@ func (s CeilingStore) Read(ctx context.Context, id tenancy.ID, fn func(licensing
 		return err
 	}
 	return fn(p)
+}
+
+// ReadOne implements Store.
+func (s CeilingStore) ReadOne(ctx context.Context, id tenancy.ID, fn func(licensingdb.DBTX) error) error {
+	return s.Read(ctx, id, fn)
 }
 
 // Write implements Store.
