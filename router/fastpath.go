@@ -209,21 +209,7 @@ func (c *Conn) fastPipeline(ctx context.Context, sql string, args []any, local b
 	}
 	p.SendPipelineSync()
 
-	fail := func(err error) (*oneRows, error) {
-		_ = p.Close()
-		c.poisoned = true
-		c.Release()
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.InsufficientPrivilege && strings.Contains(pgErr.Message, "set_config") {
-			// set_config is revoked from the gateway: fall back to SET
-			// statements from now on, and retry this statement once.
-			r.noSetConfig.Store(true)
-			return nil, errRetrySwitch
-		}
-		err = r.switchFailed(ctx, t.ID, err)
-		r.traceAcquire(ctx, t.ID, c.start, switched, err)
-		return nil, err
-	}
+	fail := func(err error) (*oneRows, error) { return c.pipelineFailed(ctx, p, err, true, switched) }
 	if err := p.Flush(); err != nil {
 		return fail(err)
 	}
@@ -237,23 +223,8 @@ func (c *Conn) fastPipeline(ctx context.Context, sql string, args []any, local b
 		}
 	}
 	if doSwitch {
-		res, err := p.GetResults()
-		if err != nil {
+		if err := verifySwitch(p, t.Role, st.gateway, 5, 3); err != nil {
 			return fail(err)
-		}
-		rr, ok := res.(*pgconn.ResultReader)
-		if !ok {
-			return fail(fmt.Errorf("verifying the switch: unexpected pipeline result %T", res))
-		}
-		got := rr.Read()
-		if got.Err != nil {
-			return fail(got.Err)
-		}
-		if len(got.Rows) != 1 || len(got.Rows[0]) != 5 {
-			return fail(fmt.Errorf("verifying the switch: unexpected result shape"))
-		}
-		if role, su := string(got.Rows[0][0]), string(got.Rows[0][3]); role != t.Role || su != st.gateway {
-			return fail(fmt.Errorf("verifying the switch: role %q session_user %q, want %q and %q", role, su, t.Role, st.gateway))
 		}
 	}
 	r.traceAcquire(ctx, t.ID, c.start, switched, nil)

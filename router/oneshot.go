@@ -276,21 +276,7 @@ func (c *Conn) pipeline(ctx context.Context, sql string, args []any, local bool)
 	}
 	p.SendPipelineSync()
 
-	fail := func(err error) (*oneRows, error) {
-		_ = p.Close()
-		c.poisoned = true
-		c.Release()
-		var pgErr *pgconn.PgError
-		if useSetConfig && errors.As(err, &pgErr) && pgErr.Code == pgerrcode.InsufficientPrivilege && strings.Contains(pgErr.Message, "set_config") {
-			// set_config is revoked from the gateway: fall back to SET
-			// statements from now on, and retry this statement once.
-			r.noSetConfig.Store(true)
-			return nil, errRetrySwitch
-		}
-		err = r.switchFailed(ctx, t.ID, err)
-		r.traceAcquire(ctx, t.ID, c.start, switched, err)
-		return nil, err
-	}
+	fail := func(err error) (*oneRows, error) { return c.pipelineFailed(ctx, p, err, useSetConfig, switched) }
 	if err := p.Flush(); err != nil {
 		return fail(err)
 	}
@@ -305,27 +291,12 @@ func (c *Conn) pipeline(ctx context.Context, sql string, args []any, local bool)
 			}
 		}
 	}
-	res, err := p.GetResults()
-	if err != nil {
-		return fail(err)
-	}
-	rr, ok := res.(*pgconn.ResultReader)
-	if !ok {
-		return fail(fmt.Errorf("verifying the switch: unexpected pipeline result %T", res))
-	}
-	got := rr.Read()
-	if got.Err != nil {
-		return fail(got.Err)
-	}
 	width, suCol := 3, 1
 	if useSetConfig {
 		width, suCol = 4, 3
 	}
-	if len(got.Rows) != 1 || len(got.Rows[0]) != width {
-		return fail(fmt.Errorf("verifying the switch: unexpected result shape"))
-	}
-	if cu, su := string(got.Rows[0][0]), string(got.Rows[0][suCol]); cu != t.Role || su != st.gateway {
-		return fail(fmt.Errorf("verifying the switch: current_user %q session_user %q, want %q and %q", cu, su, t.Role, st.gateway))
+	if err := verifySwitch(p, t.Role, st.gateway, width, suCol); err != nil {
+		return fail(err)
 	}
 	if local {
 		// The reset is committed and the SET LOCALs end with the
@@ -334,7 +305,7 @@ func (c *Conn) pipeline(ctx context.Context, sql string, args []any, local bool)
 	}
 	r.traceAcquire(ctx, t.ID, c.start, switched, nil)
 	o := &oneRows{c: c, p: p, local: local, sql: sql, at: time.Now()}
-	res, err = p.GetResults()
+	res, err := p.GetResults()
 	if err != nil {
 		o.Rows = errRows{err}
 	} else if rr, ok := res.(*pgconn.ResultReader); ok {
@@ -343,6 +314,52 @@ func (c *Conn) pipeline(ctx context.Context, sql string, args []any, local bool)
 		o.Rows = errRows{fmt.Errorf("router: unexpected pipeline result %T", res)}
 	}
 	return o, nil
+}
+
+// pipelineFailed ends a pipeline that failed before the caller's statement:
+// the connection is destroyed and the error explained. When the failure is
+// a missing EXECUTE on set_config it switches the router to SET statements
+// and asks for one retry (errRetrySwitch).
+func (c *Conn) pipelineFailed(ctx context.Context, p *pgconn.Pipeline, err error, setConfig, switched bool) (*oneRows, error) {
+	_ = p.Close()
+	c.poisoned = true
+	c.Release()
+	r, t := c.r, c.tenant
+	var pgErr *pgconn.PgError
+	if setConfig && errors.As(err, &pgErr) && pgErr.Code == pgerrcode.InsufficientPrivilege && strings.Contains(pgErr.Message, "set_config") {
+		// set_config is revoked from the gateway: fall back to SET
+		// statements from now on, and retry this statement once.
+		r.noSetConfig.Store(true)
+		return nil, errRetrySwitch
+	}
+	err = r.switchFailed(ctx, t.ID, err)
+	r.traceAcquire(ctx, t.ID, c.start, switched, err)
+	return nil, err
+}
+
+// verifySwitch reads the switch's result: one row of width columns, the
+// first the role now in force (wantRole) and column suCol the session user
+// (the gateway).
+func verifySwitch(p *pgconn.Pipeline, wantRole, gateway string, width, suCol int) error {
+	res, err := p.GetResults()
+	if err != nil {
+		return err
+	}
+	rr, ok := res.(*pgconn.ResultReader)
+	if !ok {
+		return fmt.Errorf("verifying the switch: unexpected pipeline result %T", res)
+	}
+	got := rr.Read()
+	if got.Err != nil {
+		return got.Err
+	}
+	if len(got.Rows) != 1 || len(got.Rows[0]) != width {
+		return fmt.Errorf("verifying the switch: unexpected result shape")
+	}
+	if role, su := string(got.Rows[0][0]), string(got.Rows[0][suCol]); role != wantRole || su != gateway {
+		return fmt.Errorf("verifying the switch: role %q session_user %q, want %q and %q", role, su, wantRole, gateway)
+	}
+	return nil
 }
 
 // discardSQL is DISCARD ALL; tests replace it to make the reset fail.
