@@ -80,79 +80,63 @@ func victimSingle(ctx context.Context, e *env, sql string) (uint32, observation,
 	return pidB, observation{}, true
 }
 
-// cachedStatementAttack is HYG-014.
-func cachedStatementAttack(ctx context.Context, e *env) observation {
-	sql := "SELECT secret, pg_backend_pid() FROM " + canaryTable + " /* hyg-014 */"
+// onVictimBackend runs sql as B through the single-statement handle, then
+// probe as A on the backend that ran it (retrying until the pool hands A that
+// backend) and returns probe's observation.
+func onVictimBackend(ctx context.Context, e *env, sql string, probe func(DB) observation) observation {
 	for try := 0; try < 10; try++ {
 		pidB, obs, ok := victimSingle(ctx, e, sql)
 		if !ok {
 			return obs
 		}
-		same := false
-		var out string
-		var execErr error
+		var got *observation
 		err := e.do(ctx, e.a, func(db DB) error {
-			if pid(db) != pidB {
-				return nil
+			if pid(db) == pidB {
+				o := probe(db)
+				got = &o
 			}
-			same = true
-			var name string
-			if err := db.QueryRow(ctx, "SELECT name FROM pg_prepared_statements WHERE statement = $1", sql).Scan(&name); err != nil {
-				execErr = err
-				return nil
-			}
-			out, execErr = queryAll(ctx, db, "EXECUTE "+quoteIdent(name))
 			return nil
 		})
 		if err != nil {
 			return failed(err)
 		}
-		if !same {
-			continue
+		if got != nil {
+			return *got
 		}
-		if execErr != nil {
-			return observed(Blocked, "executing the victim's statement on its backend failed: %s", refused(execErr))
+	}
+	return notShared(e)
+}
+
+// cachedStatementAttack is HYG-014.
+func cachedStatementAttack(ctx context.Context, e *env) observation {
+	sql := "SELECT secret, pg_backend_pid() FROM " + canaryTable + " /* hyg-014 */"
+	return onVictimBackend(ctx, e, sql, func(db DB) observation {
+		var name string
+		if err := db.QueryRow(ctx, "SELECT name FROM pg_prepared_statements WHERE statement = $1", sql).Scan(&name); err != nil {
+			return observed(Blocked, "the victim's statement is not visible on its backend: %s", refused(err))
+		}
+		out, err := queryAll(ctx, db, "EXECUTE "+quoteIdent(name))
+		if err != nil {
+			return observed(Blocked, "executing the victim's statement on its backend failed: %s", refused(err))
 		}
 		if c, hit := sawAny(out, e.b.data()); hit {
 			return observed(LeakedData, "the victim's cached statement returned its canary %s to the attacker", c)
 		}
 		return observed(Blocked, "the victim's cached statement ran with the attacker's role and search_path (%d bytes of the attacker's own rows)", len(out))
-	}
-	return notShared(e)
+	})
 }
 
 // cachedTextAttack is HYG-015.
 func cachedTextAttack(ctx context.Context, e *env) observation {
 	sql := "SELECT secret, pg_backend_pid() FROM " + canaryTable + " WHERE secret <> " + literal(e.b.query)
-	for try := 0; try < 10; try++ {
-		pidB, obs, ok := victimSingle(ctx, e, sql)
-		if !ok {
-			return obs
-		}
-		same := false
-		var out string
-		var qErr error
-		err := e.do(ctx, e.a, func(db DB) error {
-			if pid(db) != pidB {
-				return nil
-			}
-			same = true
-			out, qErr = queryAll(ctx, db, "SELECT statement FROM pg_prepared_statements")
-			return nil
-		})
+	return onVictimBackend(ctx, e, sql, func(db DB) observation {
+		out, err := queryAll(ctx, db, "SELECT statement FROM pg_prepared_statements")
 		if err != nil {
-			return failed(err)
-		}
-		if !same {
-			continue
-		}
-		if qErr != nil {
-			return observed(Blocked, "pg_prepared_statements is not readable: %s", refused(qErr))
+			return observed(Blocked, "pg_prepared_statements is not readable: %s", refused(err))
 		}
 		if strings.Contains(out, e.b.query) {
 			return observed(LeakedMetadata, "the victim's SQL text, with its literal %s, is listed in pg_prepared_statements", e.b.query)
 		}
 		return observed(Blocked, "the victim's SQL text is not in the session's prepared statements")
-	}
-	return notShared(e)
+	})
 }
