@@ -34,9 +34,11 @@ import (
 // row description), INSERT, UPDATE, DELETE or MERGE cannot declare a cursor,
 // LISTEN, PREPARE, create a temporary table (CREATE TABLE AS also says
 // SELECT, but has no row description) or change the session authorization;
-// what it can leave behind through the functions it calls is GUC values
-// (set_config(..., false)), the role (set_config('role', ...)) and session
-// advisory locks. RESET ALL, RESET ROLE and pg_advisory_unlock_all() remove
+// what it can leave behind through the built-in functions it calls is GUC
+// values (set_config(..., false)), the role (set_config('role', ...)) and
+// session advisory locks. (A function of the tenant's schema that runs
+// dynamic SQL could do more; tenants that can drive such a function control
+// SQL, which the shared-pool modes do not claim to contain.) RESET ALL, RESET ROLE and pg_advisory_unlock_all() remove
 // those; the switch then refuses to go on unless the session is back at the
 // gateway. Sequence state (currval, lastval) survives but is checked against
 // the current role's privileges on every call. Any other command tag, any
