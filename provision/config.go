@@ -23,6 +23,17 @@ type Config struct {
 	// GatewayRole is the login role of the request path, granted membership in
 	// each active tenant's runtime role. Default: "<prefix>_gateway".
 	GatewayRole string
+	// GatewayShards, when above 1, splits the request path over that many
+	// gateway logins, "<GatewayRole>_s<i>" for i in [0, GatewayShards)
+	// (tenancy.GatewayShardRole), each hardened like the gateway and made a
+	// member of only the runtime roles of its own tenants: tenant key k goes
+	// to shard tenancy.ShardOf(k, GatewayShards). It bounds what each
+	// backend computes and caches about role memberships by the shard's
+	// size instead of the number of tenants (see shard.go). GatewayRole
+	// itself then keeps only the catalog lookup (route_tenant). Give the
+	// routers the same number (router.Config.GatewayShards); changing it
+	// needs Reshard. Default: 0, one gateway (as 1).
+	GatewayShards int
 	// Migrations holds the tenant migrations (NNNN_name.up.sql files at its
 	// root) that Create applies to every new tenant. Default: none, tenants get
 	// an empty schema.
@@ -109,6 +120,9 @@ func (c *Config) validate() error {
 		if name == "" || len(name) > 63 || name == c.Cluster || pool == nil {
 			return fmt.Errorf("provision: Config.Clusters[%q]: names must be 1 to 63 bytes, differ from Config.Cluster %q, and have an admin pool", name, c.Cluster)
 		}
+	}
+	if err := tenancy.ValidateGatewayShards(c.GatewayRole, c.GatewayShards); err != nil {
+		return fmt.Errorf("provision: Config.GatewayShards: %w", err)
 	}
 	if c.Retention < 0 {
 		return fmt.Errorf("provision: Config.Retention is negative")

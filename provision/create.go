@@ -155,7 +155,7 @@ func (p *Provisioner) Create(ctx context.Context, id tenancy.ID, opts *CreateOpt
 			}
 			membership := "RESET ROLE; " + p.controlPath()
 			if !p.cfg.NoGatewayMembership {
-				membership += "; GRANT " + quote(role) + " TO " + quote(p.cfg.GatewayRole)
+				membership += "; GRANT " + quote(role) + " TO " + quote(p.gatewayFor(key))
 			}
 			if _, err := tx.Exec(ctx, membership); err != nil {
 				return fmt.Errorf("granting the gateway membership: %w", err)

@@ -21,6 +21,16 @@
 // role of each active tenant; suspending, archiving or deleting a tenant
 // revokes it, so the database itself refuses to switch to that tenant.
 //
+// # Gateway shards
+//
+// With Config.GatewayShards = N > 1 the gateway's part on the request path is
+// split over N logins, "<GatewayRole>_s<i>"; tenant key k is granted to the
+// login of shard tenancy.ShardOf(k, N) only, so no login is a member of more
+// than about T/N of T tenants (shard.go says why that matters on
+// PostgreSQL). Init creates and hardens the shard logins,
+// SetGatewayPassword gives them the gateway's password, and Reshard
+// re-grants every tenant after N changed.
+//
 // # Lifecycle
 //
 //	Create   -> active

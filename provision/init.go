@@ -121,6 +121,7 @@ func (p *Provisioner) initCluster(ctx context.Context, pool *pgxpool.Pool, prima
 		steps := []func(context.Context, pgx.Tx, *InitReport, string, string) error{
 			p.initOwnerRole,
 			p.initGateway,
+			p.initGatewayShards,
 			p.initDatabaseHardening,
 			p.initCatalogHardening,
 		}
@@ -249,62 +250,23 @@ func (p *Provisioner) initOwnerRole(ctx context.Context, tx pgx.Tx, rep *InitRep
 
 func (p *Provisioner) initGateway(ctx context.Context, tx pgx.Tx, rep *InitReport, _, db string) error {
 	gw := p.cfg.GatewayRole
-	var exists, super, createRole, createDB, bypassRLS, inherit, login bool
-	err := tx.QueryRow(ctx, `SELECT true, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolinherit, rolcanlogin
-		FROM pg_roles WHERE rolname = $1`, gw).Scan(&exists, &super, &createRole, &createDB, &bypassRLS, &inherit, &login)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	g, err := hardenGatewayRole(ctx, tx, gw, db)
+	if err != nil {
 		return err
 	}
-	if !exists {
-		if _, err := tx.Exec(ctx, "CREATE ROLE "+quote(gw)+" NOLOGIN NOINHERIT"); err != nil {
-			return fmt.Errorf("creating gateway role %q: %w", gw, err)
-		}
+	switch {
+	case g.created:
 		rep.add("gateway role", Applied, "created %q NOLOGIN NOINHERIT; to use it run, as an admin: ALTER ROLE %s LOGIN PASSWORD '...'", gw, quote(gw))
-	} else {
-		if super {
-			return fmt.Errorf("provision: the gateway role %q is a superuser; bulkhead refuses to route through it (ALTER ROLE %s NOSUPERUSER)", gw, quote(gw))
-		}
-		var fixes []string
-		if inherit {
-			fixes = append(fixes, "NOINHERIT")
-		}
-		if createRole {
-			fixes = append(fixes, "NOCREATEROLE")
-		}
-		if createDB {
-			fixes = append(fixes, "NOCREATEDB")
-		}
-		if bypassRLS {
-			fixes = append(fixes, "NOBYPASSRLS")
-		}
-		if len(fixes) > 0 {
-			stmt := "ALTER ROLE " + quote(gw) + " " + strings.Join(fixes, " ")
-			if err := try(ctx, tx, stmt); err != nil {
-				return fmt.Errorf("provision: the gateway role %q is unsafe and could not be fixed (%s): %w", gw, stmt, err)
-			}
-			rep.add("gateway role", Applied, "%s", stmt)
-		} else {
-			rep.add("gateway role", InPlace, "%q is NOINHERIT with no superuser, CREATEROLE, CREATEDB or BYPASSRLS", gw)
-		}
-		if !login {
-			rep.add("gateway login", NotApplied, "%q cannot log in; run as an admin: ALTER ROLE %s LOGIN PASSWORD '...'", gw, quote(gw))
-		}
+	case g.fixed != "":
+		rep.add("gateway role", Applied, "%s", g.fixed)
+	default:
+		rep.add("gateway role", InPlace, "%q is NOINHERIT with no superuser, CREATEROLE, CREATEDB or BYPASSRLS", gw)
 	}
-	var ownsDB bool
-	if err := tx.QueryRow(ctx, `SELECT d.datdba = r.oid FROM pg_database d, pg_roles r WHERE d.datname = current_database() AND r.rolname = $1`, gw).Scan(&ownsDB); err != nil {
-		return err
+	if !g.created && !g.login {
+		rep.add("gateway login", NotApplied, "%q cannot log in; run as an admin: ALTER ROLE %s LOGIN PASSWORD '...'", gw, quote(gw))
 	}
-	if ownsDB {
-		return fmt.Errorf("provision: the gateway role %q owns database %q; give the database to a NOLOGIN role", gw, db)
-	}
-	var owned int
-	if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = $1)
-		+ (SELECT count(*) FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner WHERE r.rolname = $1)
-		+ (SELECT count(*) FROM pg_proc f JOIN pg_roles r ON r.oid = f.proowner WHERE r.rolname = $1)`, gw).Scan(&owned); err != nil {
-		return err
-	}
-	if owned > 0 {
-		rep.add("gateway owns nothing", NotApplied, "%q owns %d relations, schemas or functions in this database; reassign them (REASSIGN OWNED BY %s TO ...)", gw, owned, quote(gw))
+	if g.owned > 0 {
+		rep.add("gateway owns nothing", NotApplied, "%q owns %d relations, schemas or functions in this database; reassign them (REASSIGN OWNED BY %s TO ...)", gw, g.owned, quote(gw))
 	} else {
 		rep.add("gateway owns nothing", InPlace, "")
 	}
@@ -325,10 +287,78 @@ func (p *Provisioner) initGateway(ctx context.Context, tx pgx.Tx, rep *InitRepor
 			return fmt.Errorf("%s: %w", stmt, err)
 		}
 	}
-	if err := try(ctx, tx, "GRANT CONNECT ON DATABASE "+quote(db)+" TO "+quote(gw)); err != nil {
-		rep.add("gateway CONNECT", NotApplied, "could not grant CONNECT on %q to %q: %v", db, gw, err)
+	if g.connectErr != nil {
+		rep.add("gateway CONNECT", NotApplied, "could not grant CONNECT on %q to %q: %v", db, gw, g.connectErr)
 	}
 	return nil
+}
+
+// gatewayRoleState is what hardenGatewayRole found and did.
+type gatewayRoleState struct {
+	created    bool   // the role did not exist and was created NOLOGIN NOINHERIT
+	fixed      string // the ALTER ROLE that removed unsafe attributes, if any
+	login      bool   // the role can log in
+	owned      int    // relations, schemas and functions it owns in this database
+	connectErr error  // GRANT CONNECT failed
+}
+
+// hardenGatewayRole creates a request-path login role (the gateway or a
+// gateway shard) if it is missing, NOLOGIN NOINHERIT (its password is set by
+// an admin or SetGatewayPassword), or removes the attributes that would make
+// routing through it unsafe; it refuses a superuser or a database owner, and
+// grants CONNECT on the database.
+func hardenGatewayRole(ctx context.Context, tx pgx.Tx, gw, db string) (*gatewayRoleState, error) {
+	g := &gatewayRoleState{}
+	var exists, super, createRole, createDB, bypassRLS, inherit bool
+	err := tx.QueryRow(ctx, `SELECT true, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolinherit, rolcanlogin
+		FROM pg_roles WHERE rolname = $1`, gw).Scan(&exists, &super, &createRole, &createDB, &bypassRLS, &inherit, &g.login)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, err
+	}
+	if !exists {
+		if _, err := tx.Exec(ctx, "CREATE ROLE "+quote(gw)+" NOLOGIN NOINHERIT"); err != nil {
+			return nil, fmt.Errorf("creating gateway role %q: %w", gw, err)
+		}
+		g.created = true
+	} else {
+		if super {
+			return nil, fmt.Errorf("provision: the gateway role %q is a superuser; bulkhead refuses to route through it (ALTER ROLE %s NOSUPERUSER)", gw, quote(gw))
+		}
+		var fixes []string
+		if inherit {
+			fixes = append(fixes, "NOINHERIT")
+		}
+		if createRole {
+			fixes = append(fixes, "NOCREATEROLE")
+		}
+		if createDB {
+			fixes = append(fixes, "NOCREATEDB")
+		}
+		if bypassRLS {
+			fixes = append(fixes, "NOBYPASSRLS")
+		}
+		if len(fixes) > 0 {
+			stmt := "ALTER ROLE " + quote(gw) + " " + strings.Join(fixes, " ")
+			if err := try(ctx, tx, stmt); err != nil {
+				return nil, fmt.Errorf("provision: the gateway role %q is unsafe and could not be fixed (%s): %w", gw, stmt, err)
+			}
+			g.fixed = stmt
+		}
+	}
+	var ownsDB bool
+	if err := tx.QueryRow(ctx, `SELECT d.datdba = r.oid FROM pg_database d, pg_roles r WHERE d.datname = current_database() AND r.rolname = $1`, gw).Scan(&ownsDB); err != nil {
+		return nil, err
+	}
+	if ownsDB {
+		return nil, fmt.Errorf("provision: the gateway role %q owns database %q; give the database to a NOLOGIN role", gw, db)
+	}
+	if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = $1)
+		+ (SELECT count(*) FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner WHERE r.rolname = $1)
+		+ (SELECT count(*) FROM pg_proc f JOIN pg_roles r ON r.oid = f.proowner WHERE r.rolname = $1)`, gw).Scan(&g.owned); err != nil {
+		return nil, err
+	}
+	g.connectErr = try(ctx, tx, "GRANT CONNECT ON DATABASE "+quote(db)+" TO "+quote(gw))
+	return g, nil
 }
 
 // initDatabaseHardening applies what the database owner may do.

@@ -200,9 +200,10 @@ func (p *Provisioner) transition(ctx context.Context, id tenancy.ID, op string, 
 		if op == "restore" && row.RetainUntil.Valid && time.Now().After(row.RetainUntil.Time) {
 			return fmt.Errorf("%w: tenant %q could be restored until %s", tenancy.ErrRetentionExpired, id, row.RetainUntil.Time.Format(time.RFC3339))
 		}
-		membership := "REVOKE " + quote(row.RoleName) + " FROM " + quote(p.cfg.GatewayRole)
+		gw := quote(p.gatewayFor(tenancy.Key(row.Key)))
+		membership := "REVOKE " + quote(row.RoleName) + " FROM " + gw
 		if to == tenancy.StatusActive && !p.cfg.NoGatewayMembership {
-			membership = "GRANT " + quote(row.RoleName) + " TO " + quote(p.cfg.GatewayRole)
+			membership = "GRANT " + quote(row.RoleName) + " TO " + gw
 		}
 		// On the tenant's cluster (cluster.go): another cluster commits first.
 		if _, err := p.onCluster(ctx, tx, row.Cluster, func(tx pgx.Tx) error {

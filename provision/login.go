@@ -200,7 +200,7 @@ func (p *Provisioner) EnsureLogin(ctx context.Context, id tenancy.ID) (*tenancy.
 				return err
 			}
 			if p.cfg.NoGatewayMembership {
-				if _, err := tx.Exec(ctx, "REVOKE "+quote(row.RoleName)+" FROM "+quote(p.cfg.GatewayRole)); err != nil {
+				if _, err := tx.Exec(ctx, "REVOKE "+quote(row.RoleName)+" FROM "+quote(p.gatewayFor(tenancy.Key(row.Key)))); err != nil {
 					return fmt.Errorf("revoking the gateway's membership: %w", err)
 				}
 			}

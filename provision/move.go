@@ -125,7 +125,7 @@ func (p *Provisioner) move(ctx context.Context, id tenancy.ID, to string) (*Move
 		return nil, err
 	}
 	if active && !p.cfg.NoGatewayMembership {
-		if _, err := dst.Exec(ctx, "GRANT "+quote(t.Role)+" TO "+quote(p.cfg.GatewayRole)); err != nil {
+		if _, err := dst.Exec(ctx, "GRANT "+quote(t.Role)+" TO "+quote(p.gatewayFor(t.Key))); err != nil {
 			return nil, fmt.Errorf("granting the gateway membership on cluster %q: %w", to, err)
 		}
 	}
@@ -203,7 +203,7 @@ func (p *Provisioner) move(ctx context.Context, id tenancy.ID, to string) (*Move
 	off := []string{
 		"REVOKE ALL ON ALL TABLES IN SCHEMA " + quote(t.Schema) + " FROM " + quote(t.Role),
 		"REVOKE ALL ON ALL SEQUENCES IN SCHEMA " + quote(t.Schema) + " FROM " + quote(t.Role),
-		"REVOKE " + quote(t.Role) + " FROM " + quote(p.cfg.GatewayRole),
+		"REVOKE " + quote(t.Role) + " FROM " + quote(p.gatewayFor(t.Key)),
 	}
 	if _, err := src.Exec(ctx, strings.Join(off, "; ")); err != nil {
 		return nil, undoDst(fmt.Errorf("making the old copy unroutable: %w", err))
@@ -267,7 +267,7 @@ func (p *Provisioner) restoreSource(ctx context.Context, t *tenancy.Tenant, acti
 			"RESET ROLE",
 		}
 		if active && !p.cfg.NoGatewayMembership {
-			stmts = append(stmts, "GRANT "+r+" TO "+quote(p.cfg.GatewayRole))
+			stmts = append(stmts, "GRANT "+r+" TO "+quote(p.gatewayFor(t.Key)))
 		}
 		if _, err := tx.Exec(ctx, strings.Join(stmts, "; ")); err != nil {
 			return err
