@@ -108,15 +108,25 @@ type Config struct {
 	// (see cluster.go). Default: none.
 	Clusters map[string]string
 
-	// The fields below apply to TenantLogin mode only.
+	// GatewayShards, when above 1, serves SessionRole and TxLocal tenants
+	// from that many gateway logins, "<DSN user>_s<i>", one pool each, all
+	// logging in with the DSN's password and sharing the MaxConns budget
+	// (see shards.go). It must equal provision.Config.GatewayShards. It
+	// cannot be combined with Affinity; TenantLogin mode ignores it.
+	// Default: 0, every tenant served by the DSN's user (as 1).
+	GatewayShards int
+
+	// The fields below apply to TenantLogin mode only, except MaxConns,
+	// which is also the budget of the gateway shards' pools.
 
 	// Credentials gives the password of each tenant's login role; the
 	// provisioner must use the same (provision.Config.Credentials). Required
 	// in TenantLogin mode.
 	Credentials tenancy.Credentials
 	// MaxConns is the global connection budget: the most connections open
-	// at once across all tenant pools, counted until the server has closed
-	// them. Default: the DSN's pool_max_conns (pgxpool's default otherwise).
+	// at once across all tenant pools (TenantLogin) or all gateway shard
+	// pools (GatewayShards > 1), counted until the server has closed them.
+	// Default: the DSN's pool_max_conns (pgxpool's default otherwise).
 	MaxConns int
 	// PoolIdleTimeout closes a tenant's pool, and its connections, once it
 	// has served no checkout for this long. Default: 1 minute.
@@ -187,6 +197,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("router: Config.MaxConnsPerTenant is negative")
 	case c.Affinity < 0:
 		return fmt.Errorf("router: Config.Affinity is negative (other than -1)")
+	case c.GatewayShards < 0 || c.GatewayShards > tenancy.MaxGatewayShards:
+		return fmt.Errorf("router: Config.GatewayShards is %d; must be 0 to %d", c.GatewayShards, tenancy.MaxGatewayShards)
+	case c.GatewayShards > 1 && c.Affinity > 0 && c.Mode != TenantLogin:
+		return fmt.Errorf("router: Config.Affinity cannot be combined with Config.GatewayShards")
 	case c.AcquireTimeout < 0:
 		return fmt.Errorf("router: Config.AcquireTimeout is negative")
 	case c.StatementTimeout < 0:

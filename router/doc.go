@@ -74,6 +74,17 @@
 // tenant and SQL text: each statement is planned under its tenant's
 // search_path and only ever executed for that tenant.
 //
+// # Gateway shards
+//
+// Config.GatewayShards = N (the same as provision.Config.GatewayShards) serves
+// each tenant from a pool logged in as its shard's login, "<DSN user>_s<i>"
+// with i = tenancy.ShardOf(key, N), with the DSN's password. The shard pools
+// are created on first use and share the Config.MaxConns budget like
+// TenantLogin's pools (see shards.go); ShardStat reports them. Each backend
+// then computes role memberships, and caches catalog entries, for the
+// tenants of one shard only. A tenant the database will not let its shard's
+// login switch to fails with ErrRoleRefused.
+//
 // # Failing closed
 //
 // Tenant records are cached for Config.StatusTTL (1 s by default): a

@@ -47,6 +47,7 @@ type Router struct {
 	logins   *loginPools              // TenantLogin mode only (tenantlogin.go)
 	clusters map[string]*pgxpool.Pool // other clusters' shared pools (cluster.go)
 	pooler   poolerCheck              // SessionRole's pooler detection (pooler.go)
+	shards   *loginPools              // Config.GatewayShards > 1 (shards.go)
 
 	mu     sync.Mutex
 	conns  map[*pgx.Conn]*connState
@@ -133,6 +134,9 @@ func NewWithConfig(ctx context.Context, pc *pgxpool.Config, cfg *Config) (*Route
 	if err := r.openClusters(ctx, pc, parsed); err != nil {
 		r.pool.Close()
 		return nil, err
+	}
+	if c.GatewayShards > 1 && c.Mode != TenantLogin {
+		r.shards = newShardPools(r)
 	}
 	if c.Affinity > 0 {
 		r.aff = newAffinity(r.pool, c.Affinity)
@@ -226,6 +230,9 @@ func (r *Router) Close() {
 		}
 		r.pool.Close()
 		r.closeClusters()
+		if r.shards != nil {
+			r.shards.close()
+		}
 		if r.logins != nil {
 			r.logins.close()
 		}
@@ -309,6 +316,15 @@ func (r *Router) checkout(ctx context.Context, id tenancy.ID) (*Conn, error) {
 	if err != nil {
 		return nil, &tenancy.BusyError{ID: id, Limit: limit, Waited: time.Since(start)}
 	}
+	if r.shards != nil {
+		// The pool of t's gateway shard, under the budget (shards.go).
+		pc, done, err := r.shards.checkout(ctx, t, start)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		return &Conn{r: r, pc: pc, tenant: t, st: r.state(pc.Conn()), slot: func() { done(); release() }}, nil
+	}
 	pool, err := r.poolFor(t) // cluster.go
 	if err != nil {
 		release()
@@ -346,6 +362,7 @@ func (r *Router) switchFailed(ctx context.Context, id tenancy.ID, err error) err
 		if _, lerr := r.lookup(ctx, id); lerr != nil {
 			return lerr
 		}
+		return fmt.Errorf("router: switching connection to tenant %q: %w: %w", id, ErrRoleRefused, err)
 	}
 	return fmt.Errorf("router: switching connection to tenant %q: %w", id, connLost(err))
 }

@@ -43,16 +43,21 @@ import (
 	"github.com/bulkhead-go/bulkhead/tenancy"
 )
 
-// loginPools holds TenantLogin's pools.
+// loginPools holds TenantLogin's pools, one per tenant, or, with the same
+// budget, eviction and reaping, the pools of the gateway shards (shards.go),
+// one per shard and cluster.
 type loginPools struct {
 	r      *Router
 	bases  map[string]*pgxpool.Config // by cluster
 	budget *budget
 	idle   time.Duration
+	// shards is the number of gateway shards when the pools are the
+	// gateway shards' (shards.go), 0 in TenantLogin mode.
+	shards int
 
 	mu     sync.Mutex
-	pools  map[tenancy.ID]*tenantPool
-	lru    list.List // of *tenantPool; front: most recently used
+	pools  map[string]*tenantPool // by poolName
+	lru    list.List              // of *tenantPool; front: most recently used
 	closed bool
 	needy  int // budget waiters whose pool has no connection
 	// freeing counts connections being closed to make room, whose tokens
@@ -65,10 +70,10 @@ type loginPools struct {
 	created, evicted, reaped, trimmed, timeouts atomic.Int64
 }
 
-// tenantPool is one tenant's pool. Fields other than the immutable ones are
-// guarded by loginPools.mu.
+// tenantPool is one tenant's pool (or one gateway shard's on one cluster).
+// Fields other than the immutable ones are guarded by loginPools.mu.
 type tenantPool struct {
-	id      tenancy.ID
+	name    string // the key in loginPools.pools
 	key     tenancy.Key
 	version time.Time
 	login   string
@@ -94,7 +99,7 @@ func newLoginPools(r *Router, pc *pgxpool.Config, clusters map[string]*pgxpool.C
 		bases:  map[string]*pgxpool.Config{r.cfg.Cluster: loginBase(r, pc)},
 		budget: newBudget(r.cfg.MaxConns),
 		idle:   r.cfg.PoolIdleTimeout,
-		pools:  map[tenancy.ID]*tenantPool{},
+		pools:  map[string]*tenantPool{},
 		stop:   make(chan struct{}),
 	}
 	for name, cc := range clusters {
@@ -172,17 +177,31 @@ func (lp *loginPools) acquire(ctx context.Context, id tenancy.ID, start time.Tim
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.AcquireTimeout)
 	defer cancel()
+	pc, release, err := lp.checkout(ctx, t, start)
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{r: r, pc: pc, tenant: t, st: r.state(pc.Conn()), slot: release, start: start}, nil
+}
 
+// checkout takes a connection for tenant t from the pool serving it, under
+// the pool's cap and the global budget. release must be called after the
+// connection went back to its pool (or was destroyed). ctx bounds the wait.
+func (lp *loginPools) checkout(ctx context.Context, t *tenancy.Tenant, start time.Time) (pc *pgxpool.Conn, release func(), err error) {
+	id := t.ID
 	tp, err := lp.get(ctx, t)
 	if err != nil {
-		return nil, fmt.Errorf("router: opening the pool of tenant %q: %w", id, err)
+		if lp.shards > 0 {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("router: opening the pool of tenant %q: %w", id, err)
 	}
 	select {
 	case tp.sem <- struct{}{}:
 	case <-ctx.Done():
 		lp.unref(tp, false)
 		lp.timeouts.Add(1)
-		return nil, lp.busy(ctx, id, tp.limit, start, "")
+		return nil, nil, lp.busy(ctx, id, tp.limit, start, "")
 	}
 
 	// Use an idle connection of the pool if there is one, else reserve a
@@ -220,7 +239,7 @@ func (lp *loginPools) acquire(ctx context.Context, id tenancy.ID, start time.Tim
 				<-tp.sem
 				lp.unref(tp, false)
 				lp.timeouts.Add(1)
-				return nil, lp.busy(ctx, id, tp.limit, start, "one of the tenant's connections (the global budget is spent)")
+				return nil, nil, lp.busy(ctx, id, tp.limit, start, "one of the tenant's connections (the global budget is spent)")
 			}
 		}
 		lp.needy++
@@ -240,13 +259,13 @@ func (lp *loginPools) acquire(ctx context.Context, id tenancy.ID, start time.Tim
 			<-tp.sem
 			lp.unref(tp, false)
 			lp.timeouts.Add(1)
-			return nil, lp.busy(ctx, id, tp.limit, start, fmt.Sprintf("the global connection budget of %d", lp.budget.max))
+			return nil, nil, lp.busy(ctx, id, tp.limit, start, fmt.Sprintf("the global connection budget of %d", lp.budget.max))
 		}
 		tk = &ticket{b: lp.budget, held: 1}
 		ctx = context.WithValue(ctx, ticketKey{}, tk)
 		break
 	}
-	pc, err := tp.pool.Acquire(ctx)
+	pc, err = tp.pool.Acquire(ctx)
 	if tk != nil {
 		tk.finish()
 	}
@@ -254,15 +273,14 @@ func (lp *loginPools) acquire(ctx context.Context, id tenancy.ID, start time.Tim
 		lp.undo(tp)
 		if ctx.Err() != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
 			lp.timeouts.Add(1)
-			return nil, lp.busy(ctx, id, tp.limit, start, fmt.Sprintf("a connection (global budget %d)", lp.budget.max))
+			return nil, nil, lp.busy(ctx, id, tp.limit, start, fmt.Sprintf("a connection (global budget %d)", lp.budget.max))
 		}
-		return nil, lp.loginFailed(ctx, id, err)
+		return nil, nil, lp.loginFailed(ctx, t, err)
 	}
-	release := func() {
+	return pc, func() {
 		<-tp.sem
 		lp.unref(tp, true)
-	}
-	return &Conn{r: r, pc: pc, tenant: t, st: r.state(pc.Conn()), slot: release, start: start}, nil
+	}, nil
 }
 
 // busy builds the error for a wait that ran out. what names the resource
@@ -281,8 +299,13 @@ func (lp *loginPools) busy(ctx context.Context, id tenancy.ID, limit int, start 
 // loginFailed turns a failed connection attempt into the most useful error:
 // when the database refused the login, the tenant was most likely suspended
 // or deleted since it was cached, so the catalog is asked again.
-func (lp *loginPools) loginFailed(ctx context.Context, id tenancy.ID, err error) error {
+func (lp *loginPools) loginFailed(ctx context.Context, t *tenancy.Tenant, err error) error {
+	id := t.ID
 	var pgErr *pgconn.PgError
+	if lp.shards > 0 {
+		return fmt.Errorf("router: connecting to gateway shard %d for tenant %q (do the shard logins exist, with the DSN's password? see provision.Provisioner.SetGatewayPassword): %w",
+			tenancy.ShardOf(t.Key, lp.shards), id, connLost(err))
+	}
 	if errors.As(err, &pgErr) && (pgErr.Code == pgerrcode.InvalidAuthorizationSpecification || pgErr.Code == pgerrcode.InvalidPassword) {
 		lp.r.cache.forget(id)
 		if _, lerr := lp.r.lookup(ctx, id); lerr != nil {
@@ -303,8 +326,9 @@ func (lp *loginPools) get(ctx context.Context, t *tenancy.Tenant) (*tenantPool, 
 			lp.mu.Unlock()
 			return nil, ErrClosed
 		}
-		tp := lp.pools[t.ID]
-		if tp != nil && (tp.key != t.Key || !tp.version.Equal(t.UpdatedAt)) {
+		name := lp.poolName(t)
+		tp := lp.pools[name]
+		if tp != nil && lp.shards == 0 && (tp.key != t.Key || !tp.version.Equal(t.UpdatedAt)) {
 			// The catalog record changed (limits, a reactivation): new
 			// connections get the new settings.
 			lp.removeLocked(tp)
@@ -323,12 +347,17 @@ func (lp *loginPools) get(ctx context.Context, t *tenancy.Tenant) (*tenantPool, 
 		}
 		// Build outside the lock: the password may come from a remote
 		// secret store.
-		tp, err := lp.newPool(ctx, t)
+		var err error
+		if lp.shards > 0 {
+			tp, err = lp.newShardPool(t, name)
+		} else {
+			tp, err = lp.newPool(ctx, t)
+		}
 		if err != nil {
 			return nil, err
 		}
 		lp.mu.Lock()
-		if other := lp.pools[t.ID]; other != nil || lp.closed {
+		if other := lp.pools[name]; other != nil || lp.closed {
 			// Lost a race: use the other one (next iteration).
 			lp.mu.Unlock()
 			tp.pool.Close()
@@ -337,12 +366,25 @@ func (lp *loginPools) get(ctx context.Context, t *tenancy.Tenant) (*tenantPool, 
 		tp.refs = 1
 		tp.lastUsed = time.Now()
 		tp.elem = lp.lru.PushFront(tp)
-		lp.pools[t.ID] = tp
+		lp.pools[name] = tp
 		lp.mu.Unlock()
 		lp.created.Add(1)
 		lp.reaper.Do(lp.startReaper)
 		return tp, nil
 	}
+}
+
+// poolName names the pool serving t: the tenant's ID in TenantLogin mode,
+// its cluster and shard with gateway shards.
+func (lp *loginPools) poolName(t *tenancy.Tenant) string {
+	if lp.shards == 0 {
+		return string(t.ID)
+	}
+	cluster := t.Cluster
+	if cluster == "" {
+		cluster = lp.r.cfg.Cluster
+	}
+	return cluster + "/" + strconv.Itoa(tenancy.ShardOf(t.Key, lp.shards))
 }
 
 // loginRole derives the login role's name from the runtime role recorded in
@@ -376,7 +418,7 @@ func (lp *loginPools) newPool(ctx context.Context, t *tenancy.Tenant) (*tenantPo
 		limit = t.Limits.MaxConns
 	}
 	limit = min(limit, lp.budget.max)
-	tp := &tenantPool{id: t.ID, key: t.Key, version: t.UpdatedAt, login: login, limit: limit, sem: make(chan struct{}, limit), released: make(chan struct{})}
+	tp := &tenantPool{name: string(t.ID), key: t.Key, version: t.UpdatedAt, login: login, limit: limit, sem: make(chan struct{}, limit), released: make(chan struct{})}
 
 	cluster := t.Cluster
 	if cluster == "" {
@@ -514,7 +556,7 @@ func (lp *loginPools) removeLocked(tp *tenantPool) {
 	}
 	lp.lru.Remove(tp.elem)
 	tp.elem = nil
-	delete(lp.pools, tp.id)
+	delete(lp.pools, tp.name)
 	if tp.refs == 0 && !tp.closing {
 		tp.closing = true
 		lp.wg.Add(1)
@@ -528,7 +570,7 @@ func (lp *loginPools) removeLocked(tp *tenantPool) {
 // retire closes tenant id's pool, if any, as soon as it serves no checkout.
 func (lp *loginPools) retire(id tenancy.ID) {
 	lp.mu.Lock()
-	if tp := lp.pools[id]; tp != nil {
+	if tp := lp.pools[string(id)]; tp != nil {
 		lp.removeLocked(tp)
 	}
 	lp.mu.Unlock()
@@ -674,7 +716,7 @@ func (lp *loginPools) close() {
 	for _, tp := range lp.pools {
 		lp.lru.Remove(tp.elem)
 		tp.elem = nil
-		delete(lp.pools, tp.id)
+		delete(lp.pools, tp.name)
 		if !tp.closing {
 			tp.closing = true
 			lp.closePool(tp)
@@ -707,8 +749,9 @@ type TenantPoolStat struct {
 
 // TenantPoolStat returns a snapshot of the tenant pools (TenantLogin mode;
 // the zero value in other modes).
-func (r *Router) TenantPoolStat() TenantPoolStat {
-	lp := r.logins
+func (r *Router) TenantPoolStat() TenantPoolStat { return r.logins.stat() }
+
+func (lp *loginPools) stat() TenantPoolStat {
 	if lp == nil {
 		return TenantPoolStat{}
 	}
