@@ -271,13 +271,27 @@ func (e *env) setup(ctx context.Context, t *Target) error {
 		}
 		if id == "" {
 			p.throwaway = true
-			id = tenancy.ID("isotest-" + strings.ToLower(p.name) + "-" + randomLower(10))
-			e.onCleanup(func(ctx context.Context) error { return removeTenant(ctx, e.prov, id) })
-			tn, err := e.prov.Create(ctx, id, nil)
-			if err != nil {
-				return fmt.Errorf("isotest: provisioning throwaway tenant %s %q: %w", p.name, id, err)
+			// With gateway shards, a throwaway victim is put on the
+			// attacker's shard, the worst case: the two then share shard
+			// logins and backends, as the session-state attacks need. A
+			// tenant's shard follows from its random key, so tenants are
+			// created until one lands there.
+			shards := e.prov.Config().GatewayShards
+			for attempt := 0; ; attempt++ {
+				id = tenancy.ID("isotest-" + strings.ToLower(p.name) + "-" + randomLower(10))
+				e.onCleanup(func(ctx context.Context) error { return removeTenant(ctx, e.prov, id) })
+				tn, err := e.prov.Create(ctx, id, nil)
+				if err != nil {
+					return fmt.Errorf("isotest: provisioning throwaway tenant %s %q: %w", p.name, id, err)
+				}
+				p.t = tn
+				if p != e.b || shards < 2 || tenancy.ShardOf(tn.Key, shards) == tenancy.ShardOf(e.a.t.Key, shards) || attempt >= 10*shards {
+					break
+				}
+				if err := removeTenant(ctx, e.prov, id); err != nil {
+					return err
+				}
 			}
-			p.t = tn
 		} else {
 			tn, err := e.prov.Get(ctx, id)
 			if err != nil {

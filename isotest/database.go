@@ -83,16 +83,19 @@ func (d *Database) create(ctx context.Context, s *Server, adminPW, gatewayPW str
 // spans: role names and the gateway's password are the same everywhere.
 // Drop it with s.DropDatabase.
 func (s *Server) CreateDatabaseLike(ctx context.Context, like *Database) (*Database, error) {
-	pw := func(dsn string) string {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return ""
-		}
-		p, _ := u.User.Password()
-		return p
-	}
+	pw := dsnPassword
 	d := &Database{Name: like.Name, Prefix: like.Prefix, AdminRole: like.AdminRole, GatewayRole: like.GatewayRole, OwnerRole: like.OwnerRole, srv: s}
 	return d, d.create(ctx, s, pw(like.AdminDSN), pw(like.GatewayDSN))
+}
+
+// dsnPassword returns the password of a URL-style DSN ("" if none).
+func dsnPassword(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return ""
+	}
+	p, _ := u.User.Password()
+	return p
 }
 
 // DropDatabase drops d and every role whose name starts with its prefix

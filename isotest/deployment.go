@@ -27,6 +27,11 @@ type DeploymentOpts struct {
 	// (provision.Config.Credentials) and, unless Router.Credentials is set,
 	// is the router's too, for TenantLogin mode. Default: none.
 	Credentials tenancy.Credentials
+	// GatewayShards, when above 1, splits the gateway into that many shard
+	// logins (provision.Config.GatewayShards), gives them the gateway's
+	// password and, unless Router.GatewayShards is set, makes the router
+	// use them. Default: 0, one gateway.
+	GatewayShards int
 }
 
 // Deployment is a complete bulkhead setup on a fresh Database: an admin pool,
@@ -60,10 +65,11 @@ func StartDeployment(ctx context.Context, srv *Server, opts *DeploymentOpts) (d 
 		return nil, err
 	}
 	d.Provisioner, err = provision.New(d.Admin, &provision.Config{
-		Naming:      tenancy.Naming{Prefix: db.Prefix},
-		GatewayRole: db.GatewayRole,
-		Migrations:  opts.Migrations,
-		Credentials: opts.Credentials,
+		Naming:        tenancy.Naming{Prefix: db.Prefix},
+		GatewayRole:   db.GatewayRole,
+		Migrations:    opts.Migrations,
+		Credentials:   opts.Credentials,
+		GatewayShards: opts.GatewayShards,
 	})
 	if err != nil {
 		return nil, err
@@ -71,7 +77,15 @@ func StartDeployment(ctx context.Context, srv *Server, opts *DeploymentOpts) (d 
 	if d.InitReport, err = d.Provisioner.Init(ctx); err != nil {
 		return nil, err
 	}
+	if opts.GatewayShards > 1 {
+		if err = d.Provisioner.SetGatewayPassword(ctx, dsnPassword(db.GatewayDSN)); err != nil {
+			return nil, err
+		}
+	}
 	rc := opts.Router
+	if rc.GatewayShards == 0 {
+		rc.GatewayShards = opts.GatewayShards
+	}
 	if rc.Credentials == nil {
 		rc.Credentials = opts.Credentials
 	}

@@ -20,6 +20,7 @@ func init() {
 // adminFlags are the flags every admin command shares.
 type adminFlags struct {
 	dsn, prefix, gateway, control string
+	shards                        int
 }
 
 func (a *adminFlags) register(fs *flag.FlagSet) {
@@ -27,6 +28,7 @@ func (a *adminFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.prefix, "prefix", tenancy.DefaultPrefix, "role and schema name prefix")
 	fs.StringVar(&a.gateway, "gateway", "", "gateway login role (default <prefix>_gateway)")
 	fs.StringVar(&a.control, "control-schema", "bulkhead", "control-plane schema")
+	fs.IntVar(&a.shards, "gateway-shards", 0, "gateway shard logins (provision.Config.GatewayShards); every command on a sharded deployment needs the same value")
 }
 
 func (a *adminFlags) provisioner(ctx context.Context, cfg *provision.Config) (*provision.Provisioner, *pgxpool.Pool, error) {
@@ -43,6 +45,7 @@ func (a *adminFlags) provisioner(ctx context.Context, cfg *provision.Config) (*p
 	cfg.Naming = tenancy.Naming{Prefix: a.prefix}
 	cfg.GatewayRole = a.gateway
 	cfg.ControlSchema = a.control
+	cfg.GatewayShards = a.shards
 	p, err := provision.New(pool, cfg)
 	if err != nil {
 		pool.Close()

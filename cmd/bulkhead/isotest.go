@@ -100,7 +100,7 @@ func runIsotest(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return exitIsotestError
 	}
 	defer pool.Close()
-	r, err := router.New(ctx, *gatewayDSN, &router.Config{Mode: m, ControlSchema: a.control, StatementTimeout: *stmtTimeout})
+	r, err := router.New(ctx, *gatewayDSN, &router.Config{Mode: m, ControlSchema: a.control, StatementTimeout: *stmtTimeout, GatewayShards: a.shards})
 	if err != nil {
 		fmt.Fprintf(stderr, "bulkhead isotest: %v\n", err)
 		return exitIsotestError
