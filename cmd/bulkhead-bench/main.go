@@ -57,6 +57,9 @@ func run() error {
 	loadAtF := flag.String("load-at", "", "comma-separated tenant counts at which to run the load tables (default: every count in -tenants)")
 	stmtMem := flag.Bool("stmtmem", true, "measure the backend memory of DB's statement cache (one prepared statement per tenant)")
 	scale := flag.Bool("scale", true, "measure first-query latency on fresh and just-invalidated backends, and backend memory")
+	shards := flag.Int("shards", 0, "provision with this many gateway shards (> 1): the scale tables then compare the single gateway with the shard logins, and the -sharded designs can run")
+	shardScale := flag.Bool("shard-scale", true, "with -shards: measure single gateway vs shard logins (first query fresh and under provisioning, backend memory)")
+	shardSamples := flag.Int("shard-samples", 60, "samples per login kind in the -shards scale tables")
 	dsn := flag.String("dsn", os.Getenv("BULKHEAD_TEST_DSN"), "existing server (superuser); default: a throwaway local server")
 	flag.Parse()
 
@@ -74,7 +77,11 @@ func run() error {
 			return fmt.Errorf("-load-at: %w", err)
 		}
 	}
+	designsDefault := !flagSet("designs")
 	designs := strings.Split(*designsF, ",")
+	if designsDefault && *shards < 2 {
+		designs = slices.DeleteFunc(designs, func(d string) bool { return strings.HasSuffix(d, "-sharded") })
+	}
 	if !slices.Contains(designs, "raw") {
 		designs = append([]string{"raw"}, designs...)
 	}
@@ -85,7 +92,7 @@ func run() error {
 		return err
 	}
 	defer srv.Close()
-	env, err := routebench.Setup(ctx, srv, routebench.SetupOpts{Tenants: 0})
+	env, err := routebench.Setup(ctx, srv, routebench.SetupOpts{Tenants: 0, GatewayShards: *shards})
 	if err != nil {
 		return err
 	}
@@ -100,6 +107,7 @@ func run() error {
 	host, _ := os.Hostname()
 	fmt.Printf("# bulkhead-bench %s\n\nhost %s, %s, pool %d, %d rounds of %s per design, designs interleaved (rotated each round)\n\n",
 		time.Now().UTC().Format(time.RFC3339), host, cpuModel(), *poolSize, *rounds, *dur)
+	fmt.Printf("command: bulkhead-bench %s\n\n", strings.Join(os.Args[1:], " "))
 
 	prev := 0
 	for _, n := range tenantCounts {
@@ -119,6 +127,11 @@ func run() error {
 		if *stmtMem {
 			if err := stmtMemTable(ctx, env, n); err != nil {
 				return fmt.Errorf("statement memory: %w", err)
+			}
+		}
+		if *shards > 1 && *shardScale {
+			if err := shardTable(ctx, env, n, *shardSamples); err != nil {
+				return fmt.Errorf("shard scale: %w", err)
 			}
 		}
 		if !*load || !slices.Contains(loadAt, n) {
@@ -334,5 +347,64 @@ func stmtMemTable(ctx context.Context, env *routebench.Env, n int) error {
 	fmt.Println("| statement cache (pg_backend_memory_contexts) | tenants | after touching one table each | after one prepared point select each | per statement |")
 	fmt.Println("|---|---|---|---|---|")
 	fmt.Printf("| superuser backend | %d | %.1f MB | %.1f MB | %.1f KB |\n\n", k, float64(touched)/1e6, float64(prepared)/1e6, float64(prepared-touched)/float64(k)/1e3)
+	return nil
+}
+
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// shardTable compares the single gateway (a member of every tenant) with the
+// shard logins (each a member of its shard's tenants) on the same tenants.
+func shardTable(ctx context.Context, env *routebench.Env, n, samples int) error {
+	fmt.Fprintf(os.Stderr, "shard scale at %d tenants\n", n)
+	shards := []int{1, env.Shards}
+	label := func(s int) string {
+		if s == 0 {
+			return "superuser (no membership check: the floor)"
+		}
+		if s == 1 {
+			return fmt.Sprintf("single gateway (member of %d tenants)", n)
+		}
+		return fmt.Sprintf("%d gateway shards (member of ~%d tenants each)", s, n/s)
+	}
+	fresh, err := env.FirstQueryShards(ctx, samples, append([]int{0}, shards...))
+	if err != nil {
+		return err
+	}
+	inval, floor, created, err := env.InvalidatedUnderLoad(ctx, samples, append([]int{0}, shards...))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("#### Gateway shards at %d tenants\n\n", n)
+	fmt.Println("| first switch + point select | login | n | p50 | p95 | max |")
+	fmt.Println("|---|---|---|---|---|---|")
+	for i, s := range append([]int{0}, shards...) {
+		f := fresh[i]
+		fmt.Printf("| fresh backend | %s | %d | %s | %s | %s |\n", label(s), len(f), ms(routebench.Percentile(f, 50)), ms(routebench.Percentile(f, 95)), ms(f[len(f)-1]))
+	}
+	for i, s := range append([]int{0}, shards...) {
+		f := inval[i]
+		fmt.Printf("| warm backend, right after a membership change, provisioning running | %s | %d | %s | %s | %s |\n", label(s), len(f), ms(routebench.Percentile(f, 50)), ms(routebench.Percentile(f, 95)), ms(f[len(f)-1]))
+	}
+	for i, s := range append([]int{0}, shards...) {
+		f := floor[i]
+		fmt.Printf("| the same switch again at once (caches rebuilt; the load's floor) | %s | %d | %s | %s | %s |\n", label(s), len(f), ms(routebench.Percentile(f, 50)), ms(routebench.Percentile(f, 95)), ms(f[len(f)-1]))
+	}
+	fmt.Printf("\n(%d tenants provisioned concurrently during the invalidation measurements)\n\n", created)
+	fmt.Println("| one backend cycling through every tenant of its login | login | tenants served | private memory, fresh | private memory, after | memory contexts, fresh | memory contexts, after |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for _, s := range shards {
+		m, err := env.LoginBackendMemory(ctx, s, n)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("| | %s | %d | %.1f MB | %.1f MB | %.1f MB | %.1f MB |\n", m.Login, m.Tenants, float64(m.Before)/1e6, float64(m.After)/1e6,
+			float64(m.ContextsBefore)/1e6, float64(m.ContextsAfter)/1e6)
+	}
+	fmt.Println("\n(private memory: Anonymous of the login's backend in /proc/<pid>/smaps_rollup, its heap without shared buffers; memory contexts: pg_backend_memory_contexts of a superuser backend doing the same switches and selects)")
+	fmt.Println()
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bulkhead-go/bulkhead/isotest"
+	"github.com/bulkhead-go/bulkhead/provision"
 	"github.com/bulkhead-go/bulkhead/router"
 	bhsql "github.com/bulkhead-go/bulkhead/sql"
 	"github.com/bulkhead-go/bulkhead/tenancy"
@@ -63,6 +64,8 @@ type Env struct {
 	// Creates are the durations of the Create calls, in order: Creates[i] ran
 	// with i tenants already provisioned (approximately, with Workers > 1).
 	Creates []time.Duration
+	// Shards is the deployment's gateway shard count (SetupOpts.GatewayShards).
+	Shards int
 }
 
 // SetupOpts configures Setup.
@@ -72,15 +75,20 @@ type SetupOpts struct {
 	Workers int
 	// Progress, when set, receives a line every 1,000 tenants.
 	Progress io.Writer
+	// GatewayShards (Setup only), when above 1, provisions the tenants with
+	// that many gateway shards; Grow then also makes the gateway itself a
+	// member of every tenant, so that single-gateway and sharded designs run
+	// on the same database in the same run.
+	GatewayShards int
 }
 
 // Setup starts a deployment on srv and provisions the tenants.
 func Setup(ctx context.Context, srv *isotest.Server, o SetupOpts) (*Env, error) {
-	dep, err := isotest.StartDeployment(ctx, srv, &isotest.DeploymentOpts{Migrations: Migrations})
+	dep, err := isotest.StartDeployment(ctx, srv, &isotest.DeploymentOpts{Migrations: Migrations, GatewayShards: o.GatewayShards})
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{Dep: dep, Srv: srv, Tenants: make([]*tenancy.Tenant, o.Tenants), Creates: make([]time.Duration, o.Tenants)}
+	e := &Env{Dep: dep, Srv: srv, Tenants: make([]*tenancy.Tenant, o.Tenants), Creates: make([]time.Duration, o.Tenants), Shards: max(1, o.GatewayShards)}
 	if err := e.Grow(ctx, o); err != nil {
 		_ = dep.Close(context.WithoutCancel(ctx))
 		return nil, err
@@ -137,6 +145,22 @@ feed:
 		default:
 		}
 	}
+	if err == nil && e.Shards > 1 {
+		err = e.grantGateway(ctx)
+	}
+	return err
+}
+
+// grantGateway makes the gateway itself a member of every active tenant,
+// besides the tenant's shard login (a sharded deployment).
+func (e *Env) grantGateway(ctx context.Context) error {
+	cfg := e.Dep.Provisioner.Config()
+	cfg.GatewayShards, cfg.Migrations = 0, nil
+	p, err := provision.New(e.Dep.Admin, &cfg)
+	if err != nil {
+		return err
+	}
+	_, err = p.Reshard(ctx, &provision.ReshardOpts{KeepOthers: true})
 	return err
 }
 
@@ -161,11 +185,14 @@ func (d *Design) Close() {
 }
 
 // DesignNames lists every design, the ceiling first. The -affinity designs
-// run with Config.Affinity on a pool twice the size of the others.
+// run with Config.Affinity on a pool twice the size of the others. The
+// -sharded designs route through the deployment's gateway shards
+// (SetupOpts.GatewayShards), their pools sharing a budget of PoolSize.
 var DesignNames = []string{
 	"raw", "raw-exec",
 	"sessionrole-db", "sessionrole-db-affinity", "sessionrole-acquire", "txlocal-db", "txlocal-db-affinity", "txlocal-intx",
 	"naive-setrole", "naive-combined", "naive-txbatch", "pool-per-tenant",
+	"sessionrole-db-sharded", "txlocal-db-sharded",
 }
 
 // DesignOpts sizes the pools.
@@ -204,14 +231,20 @@ func (e *Env) NewDesign(ctx context.Context, name string, o DesignOpts) (*Design
 		return p, err
 	}
 	rtr := func(mode router.Mode) (*router.Router, error) {
-		affinity, size := 0, o.PoolSize
+		affinity, size, shards := 0, o.PoolSize, 0
 		if strings.HasSuffix(name, "-affinity") {
 			// Affinity pays off only when connections sit idle: give the
 			// router twice the connections (all of them may park).
 			affinity, size = -1, 2*o.PoolSize
 		}
+		if strings.HasSuffix(name, "-sharded") {
+			if e.Shards < 2 {
+				return nil, fmt.Errorf("routebench: design %s needs a deployment with gateway shards (SetupOpts.GatewayShards)", name)
+			}
+			shards = e.Shards
+		}
 		r, err := router.New(ctx, e.Dep.DB.GatewayDSN, &router.Config{
-			Mode: mode, MaxConnsPerTenant: size, StatusTTL: time.Minute, Affinity: affinity,
+			Mode: mode, MaxConnsPerTenant: size, StatusTTL: time.Minute, Affinity: affinity, GatewayShards: shards, MaxConns: size,
 			ConfigurePool: func(c *pgxpool.Config) { c.MaxConns = int32(size) },
 		})
 		if err == nil {
@@ -242,7 +275,7 @@ func (e *Env) NewDesign(ctx context.Context, name string, o DesignOpts) (*Design
 		d.Op = func(ctx context.Context, t int, key int64) error {
 			return p.QueryRow(ctx, qualified[t], key).Scan(&scan)
 		}
-	case "sessionrole-db", "sessionrole-db-affinity", "sessionrole-acquire":
+	case "sessionrole-db", "sessionrole-db-affinity", "sessionrole-acquire", "sessionrole-db-sharded":
 		r, err := rtr(router.SessionRole)
 		if err != nil {
 			return nil, err
@@ -261,7 +294,7 @@ func (e *Env) NewDesign(ctx context.Context, name string, o DesignOpts) (*Design
 				return c.QueryRow(ctx, pointSQL, key).Scan(&scan)
 			}
 		}
-	case "txlocal-db", "txlocal-db-affinity", "txlocal-intx":
+	case "txlocal-db", "txlocal-db-affinity", "txlocal-intx", "txlocal-db-sharded":
 		r, err := rtr(router.TxLocal)
 		if err != nil {
 			return nil, err
