@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -417,21 +418,32 @@ func (p *Provisioner) initCatalogHardening(ctx context.Context, tx pgx.Tx, rep *
 	}
 	// The router switches with set_config as the gateway (one prepared
 	// statement instead of three SETs); tenant roles still cannot call it.
-	gw := p.cfg.GatewayRole
-	var gwCan bool
-	if err := tx.QueryRow(ctx, `SELECT has_function_privilege(r.oid, 'pg_catalog.set_config(text,text,boolean)', 'EXECUTE')
-		FROM pg_roles r WHERE r.rolname = $1`, gw).Scan(&gwCan); err != nil {
-		return fmt.Errorf("checking the gateway's EXECUTE on set_config: %w", err)
-	}
-	if gwCan {
-		rep.add("gateway may execute set_config", InPlace, "")
-	} else {
+	logins := append([]string{p.cfg.GatewayRole}, p.GatewayLogins()...)
+	slices.Sort(logins)
+	var granted, missing []string
+	for _, gw := range slices.Compact(logins) {
+		var can bool
+		if err := tx.QueryRow(ctx, `SELECT has_function_privilege(r.oid, 'pg_catalog.set_config(text,text,boolean)', 'EXECUTE')
+			FROM pg_roles r WHERE r.rolname = $1`, gw).Scan(&can); err != nil {
+			return fmt.Errorf("checking %q's EXECUTE on set_config: %w", gw, err)
+		}
+		if can {
+			continue
+		}
 		stmt := "GRANT EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) TO " + quote(gw)
 		if err := try(ctx, tx, stmt); err != nil {
-			rep.add("gateway may execute set_config", NotApplied, "needs a superuser: %s (%v); the router falls back to SET statements, which cost more", stmt, err)
+			missing = append(missing, stmt)
 		} else {
-			rep.add("gateway may execute set_config", Applied, "%s", stmt)
+			granted = append(granted, gw)
 		}
+	}
+	switch {
+	case len(missing) > 0:
+		rep.add("gateway may execute set_config", NotApplied, "needs a superuser: %s; the router falls back to SET statements, which cost more", strings.Join(missing, "; "))
+	case len(granted) > 0:
+		rep.add("gateway may execute set_config", Applied, "GRANT EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) TO %s", strings.Join(granted, ", "))
+	default:
+		rep.add("gateway may execute set_config", InPlace, "")
 	}
 	var unpinned []string
 	rows, err := tx.Query(ctx, `SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace

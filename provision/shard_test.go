@@ -118,6 +118,10 @@ func TestGatewayShardsProvision(t *testing.T) {
 			Scan(&login, &inherit, &super, &createRole, &createDB, &bypass, &connect))
 		require.True(t, login && connect, l)
 		require.False(t, inherit || super || createRole || createDB || bypass, l)
+		// The router's prepared switch calls set_config as the shard login.
+		var setConfig bool
+		require.NoError(t, d.Admin.QueryRow(ctx, `SELECT has_function_privilege($1, 'pg_catalog.set_config(text,text,boolean)', 'EXECUTE')`, l).Scan(&setConfig))
+		require.True(t, setConfig, "%s must be able to execute set_config", l)
 	}
 
 	var tenants []*tenancy.Tenant
