@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bulkhead-go/bulkhead/router"
@@ -119,4 +120,55 @@ func TestAffinityConcurrent(t *testing.T) {
 			require.Zero(t, r.Stat().Parked)
 		})
 	}
+}
+
+// TestAffinityHandOff: with every connection checked out, a released
+// connection goes to a waiting checkout of the tenant it serves (no switch)
+// before older waiters of other tenants; a checkout that gives up waiting
+// leaves nothing behind.
+func TestAffinityHandOff(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t, router.Config{})
+	a, b := d.NewTenant(t, nil), d.NewTenant(t, nil)
+	ctx := ctxT(t)
+	tr := &switchCounter{}
+	r := newRouter(t, d, router.Config{Affinity: -1, Tracer: tr, AcquireTimeout: 200 * time.Millisecond, MaxConnsPerTenant: 2,
+		ConfigurePool: func(c *pgxpool.Config) { c.MaxConns = 1 }})
+	router.SetHandOffAgeForTest(r, time.Minute)
+
+	held, err := r.Acquire(ctx, a.ID)
+	require.NoError(t, err)
+	// A checkout that times out while waiting.
+	_, err = r.Acquire(ctx, b.ID)
+	require.Error(t, err)
+
+	order := make(chan tenancy.ID, 2)
+	var wg sync.WaitGroup
+	wait := func(tn *tenancy.Tenant) {
+		defer wg.Done()
+		c, err := r.Acquire(context.Background(), tn.ID)
+		if !assert.NoError(t, err) {
+			return
+		}
+		order <- tn.ID
+		time.Sleep(10 * time.Millisecond)
+		c.Release()
+	}
+	wg.Add(1)
+	go wait(b) // waits first
+	time.Sleep(50 * time.Millisecond)
+	wg.Add(1)
+	go wait(a) // waits second, for the tenant the held connection serves
+	time.Sleep(50 * time.Millisecond)
+	before := tr.switched.Load()
+	held.Release()
+	wg.Wait()
+	close(order)
+	var got []tenancy.ID
+	for id := range order {
+		got = append(got, id)
+	}
+	require.Equal(t, []tenancy.ID{a.ID, b.ID}, got, "the connection serving A goes to A's waiter first")
+	require.Equal(t, int64(1), tr.switched.Load()-before, "only B's checkout switches")
+	require.Zero(t, r.Stat().Pool.AcquiredConns()-int32(r.Stat().Parked), "nothing checked out is left")
 }

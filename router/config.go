@@ -79,7 +79,12 @@ type Config struct {
 	// TxLocal, no reset). A checkout that finds none for its tenant and an
 	// exhausted pool takes the least recently used parked connection. Parked
 	// connections count as acquired in Stat().Pool and skip the pool's idle
-	// health checks until they are used again. -1 means the pool's MaxConns.
+	// health checks until they are used again. When every connection is
+	// checked out, waiting checkouts queue in the router, and a released
+	// connection goes to a waiter of the tenant it serves before older
+	// waiters of other tenants, for at most 25 ms of extra wait per checkout:
+	// fewer switches under skewed load, at some cost in tail latency (see
+	// docs/BENCHMARKS.md). -1 means the pool's MaxConns.
 	// Default: 0, none (every idle connection stays in the pool).
 	Affinity int
 	// StatementCacheSize bounds, per gateway connection, the prepared

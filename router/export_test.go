@@ -1,5 +1,7 @@
 package router
 
+import "time"
+
 // CorruptGatewayForTest makes the router expect another session_user on every
 // pooled connection, so that the next switch's verification fails.
 func CorruptGatewayForTest(r *Router) {
@@ -16,4 +18,12 @@ func CorruptGatewayForTest(r *Router) {
 func FailResetForTest() (restore func()) {
 	discardSQL, lightResetSQL = "SELECT 1/0", "SELECT 1/0"
 	return func() { discardSQL, lightResetSQL = "DISCARD ALL", "RESET ALL" }
+}
+
+// SetHandOffAgeForTest changes how long r's oldest waiter lets same-tenant
+// waiters go first (r must have Config.Affinity).
+func SetHandOffAgeForTest(r *Router, d time.Duration) {
+	r.aff.mu.Lock()
+	r.aff.handOff = d
+	r.aff.mu.Unlock()
 }
