@@ -58,24 +58,11 @@ var ErrRoleRefused = errors.New("router: the database refused the tenant's role 
 // eviction of idle connections and pools, and reaping after
 // PoolIdleTimeout. It opens nothing; r.pool and r.clusters must exist.
 func newShardPools(r *Router) *loginPools {
-	lp := &loginPools{
-		r:      r,
-		bases:  map[string]*pgxpool.Config{r.cfg.Cluster: shardBase(r, r.pool.Config())},
-		budget: newBudget(r.cfg.MaxConns),
-		idle:   r.cfg.PoolIdleTimeout,
-		shards: r.cfg.GatewayShards,
-		pools:  map[string]*tenantPool{},
-		stop:   make(chan struct{}),
-	}
+	bases := map[string]*pgxpool.Config{r.cfg.Cluster: shardBase(r, r.pool.Config())}
 	for name, p := range r.clusters {
-		lp.bases[name] = shardBase(r, p.Config())
+		bases[name] = shardBase(r, p.Config())
 	}
-	lp.budget.onRetry = func() {
-		lp.mu.Lock()
-		lp.freeing = 0
-		lp.mu.Unlock()
-	}
-	return lp
+	return newPools(r, bases, r.cfg.GatewayShards)
 }
 
 // shardBase is the template of the shard pools on one cluster: the shared

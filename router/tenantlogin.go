@@ -94,16 +94,25 @@ type tenantPool struct {
 // configuration, before the router changes it for the shared pool: host,
 // port, database, TLS, timeouts and sizes apply to every tenant pool.
 func newLoginPools(r *Router, pc *pgxpool.Config, clusters map[string]*pgxpool.Config) *loginPools {
+	bases := map[string]*pgxpool.Config{r.cfg.Cluster: loginBase(r, pc)}
+	for name, cc := range clusters {
+		bases[name] = loginBase(r, cc)
+	}
+	return newPools(r, bases, 0)
+}
+
+// newPools is the machinery shared by TenantLogin and the gateway shards:
+// pools made from bases (one per cluster) under one budget; shards is 0 for
+// TenantLogin.
+func newPools(r *Router, bases map[string]*pgxpool.Config, shards int) *loginPools {
 	lp := &loginPools{
 		r:      r,
-		bases:  map[string]*pgxpool.Config{r.cfg.Cluster: loginBase(r, pc)},
+		bases:  bases,
 		budget: newBudget(r.cfg.MaxConns),
 		idle:   r.cfg.PoolIdleTimeout,
+		shards: shards,
 		pools:  map[string]*tenantPool{},
 		stop:   make(chan struct{}),
-	}
-	for name, cc := range clusters {
-		lp.bases[name] = loginBase(r, cc)
 	}
 	lp.budget.onRetry = func() {
 		// A waiter still waits: the estimate of what is being freed may be

@@ -69,16 +69,7 @@ func (e *Env) AfterInvalidation(ctx context.Context, samples int) ([]time.Durati
 }
 
 func (e *Env) switchAndSelect(ctx context.Context, conn *pgx.Conn) (time.Duration, error) {
-	t := e.Tenants[rand.IntN(len(e.Tenants))]
-	start := time.Now()
-	if _, err := conn.Exec(ctx, "RESET ROLE; SET ROLE "+pgx.Identifier{t.Role}.Sanitize()+"; SET search_path = "+pgx.Identifier{t.Schema}.Sanitize()); err != nil {
-		return 0, err
-	}
-	var note string
-	if err := conn.QueryRow(ctx, pointSQL, pgx.QueryExecModeExec, int64(1)).Scan(&note); err != nil {
-		return 0, err
-	}
-	return time.Since(start), nil
+	return switchAndSelectTenant(ctx, conn, e.Tenants[rand.IntN(len(e.Tenants))])
 }
 
 // BackendMemory touches one table of each of the first n tenants on a fresh
