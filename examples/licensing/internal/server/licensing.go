@@ -131,13 +131,9 @@ func (s *Server) getBrand(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 }
 
 func (s *Server) patchBrand(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	id, ok := parseUUID(r.PathValue("id"))
-	if !ok {
-		s.fail(w, r, rc, errNotFound)
-		return
-	}
 	var in brandInput
-	if !decode(w, r, &in) || in.validate(false).bad(w) {
+	id, ok := s.pathIDAndBody(w, r, rc, &in)
+	if !ok || in.validate(false).bad(w) {
 		return
 	}
 	var b licensingdb.Brand
@@ -289,13 +285,9 @@ func (s *Server) getLicensee(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 }
 
 func (s *Server) patchLicensee(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	id, ok := parseUUID(r.PathValue("id"))
-	if !ok {
-		s.fail(w, r, rc, errNotFound)
-		return
-	}
 	var in licenseeInput
-	if !decode(w, r, &in) || in.validate(false).bad(w) {
+	id, ok := s.pathIDAndBody(w, r, rc, &in)
+	if !ok || in.validate(false).bad(w) {
 		return
 	}
 	var l licensingdb.Licensee
@@ -514,13 +506,9 @@ func (s *Server) getAgreement(w http.ResponseWriter, r *http.Request, rc *reqCtx
 // patchAgreement edits the terms of a draft or rejected agreement, if the
 // version matches (else 409).
 func (s *Server) patchAgreement(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	id, ok := parseUUID(r.PathValue("id"))
-	if !ok {
-		s.fail(w, r, rc, errNotFound)
-		return
-	}
 	var in agreementInput
-	if !decode(w, r, &in) {
+	id, ok := s.pathIDAndBody(w, r, rc, &in)
+	if !ok {
 		return
 	}
 	var probe licensingdb.CreateAgreementParams
@@ -580,13 +568,9 @@ type submitInput struct {
 // submitAgreement moves a draft or rejected agreement to pending_approval
 // and opens its approval steps, in one transaction.
 func (s *Server) submitAgreement(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	id, ok := parseUUID(r.PathValue("id"))
-	if !ok {
-		s.fail(w, r, rc, errNotFound)
-		return
-	}
 	var in submitInput
-	if !decode(w, r, &in) {
+	id, ok := s.pathIDAndBody(w, r, rc, &in)
+	if !ok {
 		return
 	}
 	fe := fieldErrors{}
@@ -681,13 +665,9 @@ type decisionInput struct {
 // decideApproval records the caller's decision on a pending step. A
 // rejection rejects the agreement; the last approval approves it.
 func (s *Server) decideApproval(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	id, ok := parseUUID(r.PathValue("id"))
-	if !ok {
-		s.fail(w, r, rc, errNotFound)
-		return
-	}
 	var in decisionInput
-	if !decode(w, r, &in) {
+	id, ok := s.pathIDAndBody(w, r, rc, &in)
+	if !ok {
 		return
 	}
 	fe := fieldErrors{}
@@ -765,13 +745,9 @@ type statusInput struct {
 
 // setAgreementStatus moves an approved agreement into force, or ends one.
 func (s *Server) setAgreementStatus(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	id, ok := parseUUID(r.PathValue("id"))
-	if !ok {
-		s.fail(w, r, rc, errNotFound)
-		return
-	}
 	var in statusInput
-	if !decode(w, r, &in) {
+	id, ok := s.pathIDAndBody(w, r, rc, &in)
+	if !ok {
 		return
 	}
 	fe := fieldErrors{}
@@ -826,6 +802,18 @@ func (s *Server) expiringAgreements(w http.ResponseWriter, r *http.Request, rc *
 		out, err := q.ListExpiringAgreements(r.Context(), licensingdb.ListExpiringAgreementsParams{Before: before, Limit: limit})
 		return map[string]any{"items": out}, err
 	})
+}
+
+// pathIDAndBody reads the {id} of the path and decodes the JSON body into
+// in. It answers the request itself (404 for a malformed id, 400 for a bad
+// body) and returns false when the handler must stop.
+func (s *Server) pathIDAndBody(w http.ResponseWriter, r *http.Request, rc *reqCtx, in any) (pgtype.UUID, bool) {
+	id, ok := parseUUID(r.PathValue("id"))
+	if !ok {
+		s.fail(w, r, rc, errNotFound)
+		return id, false
+	}
+	return id, decode(w, r, in)
 }
 
 // readByID answers GET .../{id} through the tenant's scoped handle. A
